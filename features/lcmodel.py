@@ -1,0 +1,305 @@
+"""Read LCModel ``.table`` and ``.CSV`` outputs and apply a CRLB (%SD) threshold.
+
+The ``.table`` file holds a ``$$CONC`` section (concentration, %SD, ratio to a
+reference such as Cr+PCr, metabolite name) and a ``$$MISC`` section with the
+linewidth (FWHM) and signal-to-noise ratio. LCModel writes fixed-width Fortran
+fields that can touch each other (``999%``, ``5.5E-02``), so rows are parsed with a
+regular expression rather than by splitting on spaces. Files are decoded leniently
+because titles often carry non-ASCII bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import CohortFormatError
+
+__all__ = [
+    "LCModelResult",
+    "apply_crlb_threshold",
+    "read_lcmodel_csv",
+    "read_lcmodel_table",
+]
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[Ee][-+]\d{2})?"
+_CONC_ROW = re.compile(
+    rf"^\s*(?P<conc>{_NUMBER})\s*(?P<sd>\d+)%\s*(?P<ratio>{_NUMBER})\s+(?P<name>\S+)\s*$"
+)
+_CONC_HEADER = re.compile(r"^\$\$CONC\s+(?P<n>\d+)\s+lines")
+_RATIO_HEADER = re.compile(r"%SD\s+/(?P<ref>\S+)")
+_FWHM = re.compile(r"FWHM\s*=\s*(?P<v>" + _NUMBER + r")\s*ppm")
+_SNR = re.compile(r"S/N\s*=\s*(?P<v>" + _NUMBER + ")")
+_VERSION = re.compile(r"LCModel\s*\(Version\s+(?P<v>[^)\s]+)\)")
+
+
+@dataclass(frozen=True, eq=False)
+class LCModelResult:
+    """Metabolite estimates from one LCModel fit.
+
+    Attributes
+    ----------
+    concentrations : pandas.DataFrame
+        Indexed by metabolite name as LCModel wrote it (``NAA``, ``-CrCH2``,
+        ``Glu+Gln``; the ``.CSV`` truncates long names, e.g. ``MM14+Lip13a+L``),
+        with float columns ``conc``, ``sd_pct`` (the %SD, i.e. the Cramer-Rao lower
+        bound in percent; 999 marks a failed fit) and ``ratio`` (conc divided by the
+        concentration of ``ratio_reference``).
+    ratio_reference : str
+        Denominator of the ratio column, e.g. ``"Cr+PCr"`` or ``"Cr"``.
+    fwhm_ppm : float or None
+        Linewidth from ``$$MISC``; None for ``.CSV`` input.
+    snr : float or None
+        Signal-to-noise ratio from ``$$MISC``; None for ``.CSV`` input.
+    version : str or None
+        LCModel version from the first line, e.g. ``"6.3-1B"``; None for ``.CSV``.
+    path : Path
+        The file that was read.
+    """
+
+    concentrations: pd.DataFrame
+    ratio_reference: str
+    fwhm_ppm: float | None
+    snr: float | None
+    version: str | None
+    path: Path
+
+
+def _read_lines(path: Path, kind: str) -> list[str]:
+    """Decode a file leniently (bad bytes become U+FFFD) and split into lines."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"LCModel {kind} file not found: {path}. Check the path, or re-run "
+            f"LCModel with the {kind} output enabled."
+        )
+    return path.read_bytes().decode("utf-8", errors="replace").splitlines()
+
+
+def _frame(rows: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+    """Build the concentrations frame from name -> (conc, sd_pct, ratio)."""
+    frame = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["conc", "sd_pct", "ratio"], dtype="float64"
+    )
+    frame.index.name = "metabolite"
+    return frame
+
+
+def read_lcmodel_table(path: str | Path) -> LCModelResult:
+    """Read an LCModel ``.table`` file (``LTABLE`` output).
+
+    Parameters
+    ----------
+    path : str or Path
+        Path to the ``.table`` file.
+
+    Returns
+    -------
+    LCModelResult
+        Concentrations with %SD and ratios, FWHM, S/N and the LCModel version.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CohortFormatError
+        If the file has no ``$$CONC`` section, its column header has no ratio
+        column, a concentration row cannot be parsed, or the table is truncated.
+
+    Examples
+    --------
+    >>> res = read_lcmodel_table("tests/data/real/lcmodel/svs_97.TABLE")
+    >>> res.version, res.fwhm_ppm, res.snr, res.concentrations.loc["NAA", "sd_pct"]
+    ('6.3-1B', 0.043, 13.0, np.float64(11.0))
+    """
+    path = Path(path)
+    lines = _read_lines(path, ".table")
+    start = next((i for i, ln in enumerate(lines) if _CONC_HEADER.match(ln)), None)
+    if start is None:
+        raise CohortFormatError(
+            f"{path}: no '$$CONC' section; this does not look like an LCModel .table "
+            "file. Check that you passed the .table output (LTABLE/FILTAB), not the "
+            ".coord, .ps or .print output, and that the fit finished."
+        )
+    n_rows = int(_CONC_HEADER.match(lines[start]).group("n")) - 1
+    header_line = lines[start + 1] if start + 1 < len(lines) else ""
+    ref_match = _RATIO_HEADER.search(header_line)
+    if ref_match is None:
+        raise CohortFormatError(
+            f"{path}, line {start + 2}: expected the column header "
+            f"'Conc.  %SD /<reference>  Metabolite', got {header_line.strip()!r}. "
+            "Check that the file is an unedited LCModel .table output."
+        )
+    rows: dict[str, tuple[float, float, float]] = {}
+    for offset in range(n_rows):
+        index = start + 2 + offset
+        text = lines[index] if index < len(lines) else ""
+        if not text.strip() or text.startswith("$$"):
+            raise CohortFormatError(
+                f"{path}, line {index + 1}: the $$CONC header announces {n_rows} "
+                f"metabolite rows but only {offset} were found; the file is "
+                "truncated. Re-run LCModel or restore the complete .table file."
+            )
+        match = _CONC_ROW.match(text)
+        if match is None:
+            raise CohortFormatError(
+                f"{path}, line {index + 1}: cannot parse concentration row "
+                f"{text.strip()!r}; expected 'conc  %SD%  ratio  name' as LCModel "
+                "writes it (e.g. ' 7.97E-02  11%   0.318 NAA'). Fix or re-export it."
+            )
+        rows[match["name"]] = (
+            float(match["conc"]),
+            float(match["sd"]),
+            float(match["ratio"]),
+        )
+    fwhm = snr = None
+    for text in lines[start + 2 + n_rows :]:
+        if (found := _FWHM.search(text)) is not None:
+            fwhm = float(found["v"])
+        if (found := _SNR.search(text)) is not None:
+            snr = float(found["v"])
+    version = next((m["v"] for ln in lines[:start] if (m := _VERSION.search(ln))), None)
+    return LCModelResult(_frame(rows), ref_match["ref"], fwhm, snr, version, path)
+
+
+def _csv_columns(path: Path, header: list[str]) -> tuple[list[str], str]:
+    """Metabolite names and ratio reference from the ``.CSV`` header fields."""
+    if header[:2] != ["Row", "Col"] or (len(header) - 2) % 3 or len(header) < 5:
+        raise CohortFormatError(
+            f"{path}, line 1: header starts {', '.join(header[:3])!r}; an LCModel "
+            ".CSV header is 'Row, Col' then 'name, name %SD, name/reference' per "
+            "metabolite. Check that you passed the LCModel .CSV (LCSV) output."
+        )
+    names = header[2::3]
+    reference = header[4][len(names[0]) + 1 :]
+    for i, name in enumerate(names):
+        sd_col, ratio_col = header[3 + 3 * i], header[4 + 3 * i]
+        if (
+            sd_col != f"{name} %SD"
+            or ratio_col != f"{name}/{reference}"
+            or not reference
+        ):
+            raise CohortFormatError(
+                f"{path}, line 1: columns {name!r}, {sd_col!r}, {ratio_col!r} are "
+                f"not the expected '{name}', '{name} %SD', '{name}/<reference>' "
+                f"(reference {reference!r} from the first metabolite). The header was "
+                "edited or is not from LCModel; restore the original."
+            )
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise CohortFormatError(
+            f"{path}, line 1: metabolite columns {duplicated} appear more than once "
+            "(LCModel truncates long names in the .CSV, which can make them collide). "
+            "Read the .table output instead, which keeps full names."
+        )
+    return names, reference
+
+
+def read_lcmodel_csv(path: str | Path) -> LCModelResult:
+    """Read a single-voxel LCModel ``.CSV`` file (``LCSV`` output).
+
+    Parameters
+    ----------
+    path : str or Path
+        Path to the ``.CSV`` file. Metabolite names are kept as LCModel wrote them,
+        including its truncation of long names (``MM14+Lip13a+L``).
+
+    Returns
+    -------
+    LCModelResult
+        Concentrations with %SD and ratios; ``fwhm_ppm``, ``snr`` and ``version``
+        are None because the ``.CSV`` does not hold them.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CohortFormatError
+        If the header is not an LCModel ``.CSV`` header, the file does not hold
+        exactly one voxel row, or a value is not a number.
+
+    Examples
+    --------
+    >>> res = read_lcmodel_csv("tests/data/real/lcmodel/svs_97.CSV")
+    >>> res.ratio_reference, res.fwhm_ppm
+    ('Cr+PCr', None)
+    """
+    path = Path(path)
+    lines = [ln for ln in _read_lines(path, ".CSV") if ln.strip()]
+    header = [f.strip() for f in lines[0].split(",")] if lines else []
+    names, reference = _csv_columns(path, header)
+    if len(lines) != 2:
+        raise CohortFormatError(
+            f"{path}: holds {len(lines) - 1} voxel rows; this reader expects the "
+            "single-voxel output (one header line and one value line). Split "
+            "multi-voxel (CSI) output into one file per voxel."
+        )
+    values = [f.strip() for f in lines[1].split(",")]
+    if len(values) != len(header):
+        raise CohortFormatError(
+            f"{path}, line 2: {len(values)} values for {len(header)} header columns. "
+            "The file is truncated or edited; re-export it from LCModel."
+        )
+    numbers: list[float] = []
+    for column, text in zip(header[2:], values[2:], strict=True):
+        try:
+            numbers.append(float(text))
+        except ValueError:
+            raise CohortFormatError(
+                f"{path}, line 2: column {column!r} = {text!r} is not a number. "
+                "Fix or re-export the file."
+            ) from None
+    rows = {
+        name: (numbers[3 * i], numbers[3 * i + 1], numbers[3 * i + 2])
+        for i, name in enumerate(names)
+    }
+    return LCModelResult(_frame(rows), reference, None, None, None, path)
+
+
+def apply_crlb_threshold(
+    result: LCModelResult, max_sd_pct: float = 20.0
+) -> tuple[pd.Series, pd.Series]:
+    """Blank out concentrations whose %SD (Cramer-Rao lower bound) is too high.
+
+    Parameters
+    ----------
+    result : LCModelResult
+        Output of :func:`read_lcmodel_table` or :func:`read_lcmodel_csv`.
+    max_sd_pct : float, default=20.0
+        Largest accepted %SD; estimates with a larger %SD are rejected.
+
+    Returns
+    -------
+    concentrations : pandas.Series
+        ``conc`` per metabolite, NaN where rejected.
+    rejected : pandas.Series of bool
+        True where ``sd_pct > max_sd_pct``.
+
+    Raises
+    ------
+    ValueError
+        If ``max_sd_pct`` is not a positive finite number.
+
+    Examples
+    --------
+    >>> res = read_lcmodel_table("tests/data/real/lcmodel/svs_97.TABLE")
+    >>> conc, rejected = apply_crlb_threshold(res, max_sd_pct=20)
+    >>> bool(rejected["Glu"]), bool(rejected["NAA"])
+    (True, False)
+    """
+    try:
+        limit = float(max_sd_pct)
+    except (TypeError, ValueError):
+        limit = math.nan
+    if not 0 < limit < math.inf:
+        raise ValueError(
+            f"max_sd_pct = {max_sd_pct!r}; it must be a positive number of percent "
+            "(20 is the usual CRLB cut-off)."
+        )
+    table = result.concentrations
+    rejected = (table["sd_pct"] > limit).rename("rejected")
+    concentrations = table["conc"].mask(rejected).rename("conc")
+    return concentrations, rejected

@@ -1,0 +1,470 @@
+"""Read the per-subject tables ``clinical.tsv``, ``serum.tsv``, ``peripheral_mri.tsv``.
+
+Columns, units and ranges are those of ``docs/cohort-format.md``. Every reader takes
+the output of :func:`features.cohort.read_participants` and returns
+``(frame, issues)``: one row per subject visit found in the file, indexed by
+(``participant_id``, ``session``), and the list of :class:`features.cohort.Issue`
+records of the cells that were set to missing and the rows that were dropped. With
+``strict=True`` the first such problem raises :class:`CohortFormatError` instead. A
+missing file means the modality is absent: an empty frame with the right columns.
+Columns outside the format are reported as issues (never raised) and ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.cohort import (
+    FORMAT_DOC,
+    KEY,
+    Issue,
+    IssueLog,
+    attach_keys,
+    empty_index,
+    is_missing,
+    read_tsv,
+    require_columns,
+)
+
+__all__ = [
+    "CLINICAL_COLUMNS",
+    "PERIPHERAL_MRI_COLUMNS",
+    "SERUM_COLUMNS",
+    "Rule",
+    "category_column",
+    "drop_duplicate_rows",
+    "load_table",
+    "numeric_column",
+    "read_clinical",
+    "read_peripheral_mri",
+    "read_serum",
+]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Allowed values of a numeric cell: bounds, integer or a step.
+
+    Parameters
+    ----------
+    what : str
+        Name used in messages, e.g. ``"ALSFRS-R"``.
+    low, high : float or None
+        Inclusive bounds (``low`` exclusive when ``low_open``); None = unbounded.
+    low_open : bool
+        Require ``value > low`` rather than ``>=``.
+    integer : bool
+        Require a whole number.
+    step : float or None
+        Require a multiple of ``step`` (EDSS: 0.5).
+    """
+
+    what: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    integer: bool = False
+    step: float | None = None
+
+    def accepts(self, value: float) -> bool:
+        """True when ``value`` is finite and satisfies every constraint."""
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (
+            value <= self.low if self.low_open else value < self.low
+        ):
+            return False
+        if self.high is not None and value > self.high:
+            return False
+        if self.integer and value != round(value):
+            return False
+        return (
+            self.step is None
+            or abs(value / self.step - round(value / self.step)) < 1e-9
+        )
+
+    def describe(self) -> str:
+        """E.g. ``"ALSFRS-R must be an integer from 0 to 48"``."""
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            text = f"{kind} from {self.low:g} to {self.high:g}"
+        elif self.low is not None:
+            text = f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = kind
+        if self.step is not None:
+            text += f" in steps of {self.step:g}"
+        return f"{self.what} must be {text}"
+
+
+CLINICAL_RULES: dict[str, Rule] = {
+    "alsfrs_r": Rule("ALSFRS-R", 0, 48, integer=True),
+    "months_since_onset": Rule("months since onset", 0),
+    "mrc_sum": Rule("the MRC sum score", 0, 60, integer=True),
+    "fvc_pct": Rule("FVC (% predicted)", 0, 200),
+    "penn_umn": Rule("the Penn UMN score", 0, 32, integer=True),
+    "edss": Rule("EDSS", 0, 10, step=0.5),
+    "t2_lesion_volume_ml": Rule("T2 lesion volume (mL)", 0),
+}
+SERUM_RULES: dict[str, Rule] = {
+    "nfl_pg_ml": Rule("NfL concentration (pg/mL)", 0, low_open=True),
+    "chi3l1_ng_ml": Rule("CHI3L1 concentration (ng/mL)", 0, low_open=True),
+}
+YES_NO: dict[str, float] = {
+    "yes": 1.0, "y": 1.0, "true": 1.0, "1": 1.0,
+    "no": 0.0, "n": 0.0, "false": 0.0, "0": 0.0,
+}  # fmt: skip
+POSITIVE_NEGATIVE: dict[str, float] = {
+    "positive": 1.0, "pos": 1.0, "+": 1.0,
+    "negative": 0.0, "neg": 0.0, "-": 0.0,
+}  # fmt: skip
+ONSET_REGIONS: dict[str, str] = {
+    name: name for name in ("bulbar", "upper_limb", "lower_limb")
+}
+PRESENT_ABSENT: dict[str, float] = {
+    "1": 1.0, "1.0": 1.0, "present": 1.0, "0": 0.0, "0.0": 0.0, "absent": 0.0,
+}  # fmt: skip
+SIDES: dict[str, str] = {"left": "left", "l": "left", "right": "right", "r": "right"}
+
+YES_NO_COLUMNS = ("umn_signs", "lmn_signs")
+SEROLOGY_COLUMNS = ("anti_gm1_igm", "aqp4_igg", "oligoclonal_bands")
+PERIPHERAL_MRI_RATINGS = (
+    "plexus_t2_hyperintensity",
+    "nerve_thickening",
+    "muscle_oedema",
+    "muscle_atrophy",
+)
+CLINICAL_COLUMNS: tuple[str, ...] = (
+    *CLINICAL_RULES,
+    "onset_region",
+    *YES_NO_COLUMNS,
+    "alsfrs_r_progression_rate",
+)
+SERUM_COLUMNS: tuple[str, ...] = (*SERUM_RULES, *SEROLOGY_COLUMNS)
+PERIPHERAL_MRI_COLUMNS: tuple[str, ...] = (
+    *(
+        f"{r}_{what}"
+        for r in PERIPHERAL_MRI_RATINGS
+        for what in ("n_sides", "asymmetric")
+    ),
+    "peripheral_mri_any",
+)
+
+
+def numeric_column(
+    keyed: pd.DataFrame, column: str, rule: Rule, log: IssueLog
+) -> pd.Series:
+    """Parse one numeric column of a keyed table; bad cells become NaN (or raise).
+
+    Parameters
+    ----------
+    keyed : pandas.DataFrame
+        Output of :func:`features.cohort.attach_keys`.
+    column : str
+        Column to parse; an absent column gives all-NaN.
+    rule : Rule
+        Allowed values.
+    log : IssueLog
+        Where bad cells go.
+
+    Returns
+    -------
+    pandas.Series
+        float64, aligned with ``keyed``.
+    """
+    values = np.full(len(keyed), np.nan)
+    if column in keyed.columns:
+        cells = zip(keyed.index, keyed["row"], keyed[column], strict=True)
+        for pos, ((pid, session), row, raw) in enumerate(cells):
+            if is_missing(raw):
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                value = math.nan
+            if rule.accepts(value):
+                values[pos] = value
+            else:
+                problem = (
+                    rule.describe()
+                    if math.isfinite(value)
+                    else (f"not a number ({rule.describe()})")
+                )
+                log.flag(row, pid, column, raw, problem, session=session)
+    return pd.Series(values, index=keyed.index, name=column, dtype="float64")
+
+
+def category_column(
+    keyed: pd.DataFrame,
+    column: str,
+    mapping: Mapping[str, object],
+    allowed: str,
+    log: IssueLog,
+    dtype: str = "float64",
+    required: bool = False,
+) -> pd.Series:
+    """Map one categorical column through ``mapping`` (case-insensitive).
+
+    Parameters
+    ----------
+    keyed : pandas.DataFrame
+        Output of :func:`features.cohort.attach_keys`.
+    column : str
+        Column to map; an absent column gives all-missing.
+    mapping : mapping of str to object
+        Lower-case cell text (spaces and hyphens also tried as ``_``) -> value.
+    allowed : str
+        The accepted spellings, for messages.
+    log : IssueLog
+        Where bad cells go.
+    dtype : str
+        dtype of the result (``"float64"`` or ``"string"``).
+    required : bool
+        An identifying column (nerve, side, ...): empty cells are flagged too, and
+        the messages say the row is ignored (the caller drops it).
+
+    Returns
+    -------
+    pandas.Series
+        Mapped values aligned with ``keyed``; missing and bad cells are missing.
+    """
+    values: list[object] = [None] * len(keyed)
+    fix = "Fix the value or leave the cell empty to mark it missing."
+    if required:
+        fix = "Correct the value; the row is ignored."
+    if column in keyed.columns:
+        cells = zip(keyed.index, keyed["row"], keyed[column], strict=True)
+        for pos, ((pid, session), row, raw) in enumerate(cells):
+            if is_missing(raw) and not required:
+                continue
+            text = "" if is_missing(raw) else raw.lower()
+            value = mapping.get(text, mapping.get(re.sub(r"[\s-]+", "_", text)))
+            if value is None:
+                log.flag(row, pid, column, raw, f"expected {allowed}", fix, session)
+            values[pos] = value
+    return pd.Series(values, index=keyed.index, name=column, dtype=dtype)
+
+
+def load_table(
+    cohort_dir: Path,
+    name: str,
+    participants: pd.DataFrame,
+    strict: bool,
+    known: tuple[str, ...],
+    required: tuple[str, ...] = (),
+) -> tuple[pd.DataFrame | None, IssueLog]:
+    """Read ``name``, report unknown columns and key its rows (None: no file)."""
+    path = Path(cohort_dir) / name
+    log = IssueLog(name, strict)
+    if not path.is_file():
+        return None, log
+    table = read_tsv(path)
+    require_columns(table, path, ("participant_id", *required))
+    for column in table.columns:
+        if column not in (*KEY, *required, *known):
+            message = (
+                f"{name}: column {column!r} is not part of the format and is ignored. "
+                f"Rename it if it is a misspelling of one of {', '.join(known)} "
+                f"(see {FORMAT_DOC})."
+            )
+            log.issues.append(Issue(name, "", column, "", message))
+    return attach_keys(table, participants, log), log
+
+
+def drop_duplicate_rows(
+    keyed: pd.DataFrame, log: IssueLog, by: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Keep the first row of each subject visit (and ``by`` values); flag the rest."""
+    seen: dict[tuple[object, ...], int] = {}
+    keep: list[int] = []
+    extra = list(zip(*(keyed[col] for col in by), strict=True)) or [()] * len(keyed)
+    cells = zip(keyed.index, extra, keyed["row"], strict=True)
+    for pos, ((pid, session), other, row) in enumerate(cells):
+        ident = (pid, session, *other)
+        if ident not in seen:
+            seen[ident] = row
+            keep.append(pos)
+            continue
+        same = f" and {'/'.join(by)} {'/'.join(map(str, other))}" if by else ""
+        problem = f"row {seen[ident]} already holds this subject visit{same}"
+        fix = "Remove one of the rows; this one is ignored."
+        log.flag(row, pid, "participant_id", pid, problem, fix, session)
+    return keyed.iloc[keep]
+
+
+def _empty(columns: tuple[str, ...], strings: tuple[str, ...] = ()) -> pd.DataFrame:
+    """An empty frame with ``columns`` (float, or string for ``strings``)."""
+    dtypes = {col: "string" if col in strings else "float64" for col in columns}
+    return pd.DataFrame(index=empty_index(), columns=list(columns)).astype(dtypes)
+
+
+def read_clinical(
+    cohort_dir: Path, participants: pd.DataFrame, strict: bool = False
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Read ``clinical.tsv``: scales, onset, signs and lesion volume.
+
+    Parameters
+    ----------
+    cohort_dir : Path
+        The cohort directory.
+    participants : pandas.DataFrame
+        Output of :func:`features.cohort.read_participants`.
+    strict : bool
+        Raise :class:`CohortFormatError` on the first bad cell or row instead of
+        setting it to missing and recording an :class:`Issue`.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        Indexed by (``participant_id``, ``session``), columns
+        :data:`CLINICAL_COLUMNS`: float scores, ``umn_signs``/``lmn_signs`` as
+        1.0/0.0, ``onset_region`` as a string, and the derived
+        ``alsfrs_r_progression_rate = (48 - alsfrs_r) / months_since_onset``
+        (points per month; NaN when months is 0 or missing).
+    issues : list of Issue
+        Cells set to missing and rows dropped.
+    """
+    keyed, log = load_table(
+        cohort_dir, "clinical.tsv", participants, strict, CLINICAL_COLUMNS
+    )
+    if keyed is None:
+        return _empty(CLINICAL_COLUMNS, ("onset_region",)), []
+    keyed = drop_duplicate_rows(keyed, log)
+    out = pd.DataFrame(index=keyed.index)
+    for column, rule in CLINICAL_RULES.items():
+        out[column] = numeric_column(keyed, column, rule, log)
+    out["onset_region"] = category_column(
+        keyed,
+        "onset_region",
+        ONSET_REGIONS,
+        "bulbar, upper_limb or lower_limb",
+        log,
+        dtype="string",
+    )
+    for column in YES_NO_COLUMNS:
+        out[column] = category_column(keyed, column, YES_NO, "yes or no", log)
+    months = out["months_since_onset"].where(out["months_since_onset"] > 0)
+    out["alsfrs_r_progression_rate"] = (48.0 - out["alsfrs_r"]) / months
+    return out[list(CLINICAL_COLUMNS)], log.issues
+
+
+def read_serum(
+    cohort_dir: Path, participants: pd.DataFrame, strict: bool = False
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Read ``serum.tsv``: NfL, CHI3L1 and antibodies.
+
+    Parameters
+    ----------
+    cohort_dir : Path
+        The cohort directory.
+    participants : pandas.DataFrame
+        Output of :func:`features.cohort.read_participants`.
+    strict : bool
+        Raise on the first bad cell or row instead of recording an :class:`Issue`.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        Indexed by (``participant_id``, ``session``), float columns
+        :data:`SERUM_COLUMNS`; the serologies are 1.0 (positive) / 0.0 (negative),
+        accepting ``positive``/``pos``/``+`` and ``negative``/``neg``/``-``.
+    issues : list of Issue
+        Cells set to missing and rows dropped.
+    """
+    keyed, log = load_table(
+        cohort_dir, "serum.tsv", participants, strict, SERUM_COLUMNS
+    )
+    if keyed is None:
+        return _empty(SERUM_COLUMNS), []
+    keyed = drop_duplicate_rows(keyed, log)
+    out = pd.DataFrame(index=keyed.index)
+    for column, rule in SERUM_RULES.items():
+        out[column] = numeric_column(keyed, column, rule, log)
+    for column in SEROLOGY_COLUMNS:
+        out[column] = category_column(
+            keyed,
+            column,
+            POSITIVE_NEGATIVE,
+            "positive or negative (or pos/neg, +/-)",
+            log,
+        )
+    return out[list(SERUM_COLUMNS)], log.issues
+
+
+def read_peripheral_mri(
+    cohort_dir: Path, participants: pd.DataFrame, strict: bool = False
+) -> tuple[pd.DataFrame, list[Issue]]:
+    """Read ``peripheral_mri.tsv`` (one row per side) and summarise each subject.
+
+    Parameters
+    ----------
+    cohort_dir : Path
+        The cohort directory.
+    participants : pandas.DataFrame
+        Output of :func:`features.cohort.read_participants`.
+    strict : bool
+        Raise on the first bad cell or row instead of recording an :class:`Issue`.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        One row per subject visit, float columns :data:`PERIPHERAL_MRI_COLUMNS`.
+        For each rating ``<r>``: ``<r>_n_sides`` is the number of sides rated 1
+        (0, 1 or 2; NaN when no side was rated) and ``<r>_asymmetric`` is 1.0 when
+        exactly one side is rated 1 (NaN unless both sides were rated).
+        ``peripheral_mri_any`` is 1.0 when any rating on any side is 1, 0.0 when
+        every recorded rating is 0 and NaN when none was recorded.
+    issues : list of Issue
+        Cells set to missing and rows dropped (bad or repeated ``side``).
+    """
+    keyed, log = load_table(
+        cohort_dir,
+        "peripheral_mri.tsv",
+        participants,
+        strict,
+        PERIPHERAL_MRI_RATINGS,
+        required=("side",),
+    )
+    if keyed is None:
+        return _empty(PERIPHERAL_MRI_COLUMNS), []
+    sides = category_column(
+        keyed, "side", SIDES, "left or right", log, "string", required=True
+    )
+    keyed = keyed.assign(side=sides.to_numpy())[sides.notna().to_numpy()]
+    keyed = drop_duplicate_rows(keyed, log, by=("side",))
+    ratings = pd.DataFrame(
+        {
+            r: category_column(keyed, r, PRESENT_ABSENT, "0 or 1", log).to_numpy()
+            for r in PERIPHERAL_MRI_RATINGS
+        },
+        index=keyed.index,
+    )
+    records, keys = [], []
+    for key, group in ratings.groupby(level=KEY, sort=False):
+        record: dict[str, float] = {}
+        for rating in PERIPHERAL_MRI_RATINGS:
+            rated = group[rating].dropna()
+            record[f"{rating}_n_sides"] = rated.sum() if len(rated) else math.nan
+            record[f"{rating}_asymmetric"] = (
+                float(rated.sum() == 1) if len(rated) == 2 else math.nan
+            )
+        values = group.to_numpy(dtype="float64")
+        record["peripheral_mri_any"] = (
+            float(np.nanmax(values)) if np.isfinite(values).any() else math.nan
+        )
+        records.append(record)
+        keys.append(key)
+    if not records:
+        return _empty(PERIPHERAL_MRI_COLUMNS), log.issues
+    index = pd.MultiIndex.from_tuples(keys, names=KEY)
+    out = pd.DataFrame.from_records(
+        records, index=index, columns=PERIPHERAL_MRI_COLUMNS
+    )
+    return out.astype("float64"), log.issues
