@@ -155,12 +155,9 @@ def read_lcmodel_table(path: str | Path) -> LCModelResult:
             float(match["sd"]),
             float(match["ratio"]),
         )
-    fwhm = snr = None
-    for text in lines[start + 2 + n_rows :]:
-        if (found := _FWHM.search(text)) is not None:
-            fwhm = float(found["v"])
-        if (found := _SNR.search(text)) is not None:
-            snr = float(found["v"])
+    misc = lines[start + 2 + n_rows :]
+    fwhm = next((float(m["v"]) for ln in misc if (m := _FWHM.search(ln))), None)
+    snr = next((float(m["v"]) for ln in misc if (m := _SNR.search(ln))), None)
     version = next((m["v"] for ln in lines[:start] if (m := _VERSION.search(ln))), None)
     return LCModelResult(_frame(rows), ref_match["ref"], fwhm, snr, version, path)
 
