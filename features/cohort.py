@@ -24,28 +24,14 @@ import pandas as pd
 from features.errors import CohortFormatError
 
 __all__ = [
-    "DIAGNOSES",
-    "KEY",
-    "CohortPaths",
-    "Issue",
-    "IssueLog",
-    "attach_keys",
-    "is_missing",
-    "read_participants",
-    "read_tsv",
-    "subject_key",
-]
+    "DIAGNOSES", "KEY", "CohortPaths", "Issue", "IssueLog", "attach_keys",
+    "is_missing", "read_participants", "read_tsv", "subject_key",
+]  # fmt: skip
 
 DIAGNOSES: tuple[str, ...] = ("ALS", "MMN", "NMO", "MS", "HC")
 SEXES: tuple[str, ...] = ("M", "F")
 KEY: list[str] = ["participant_id", "session"]
-PARTICIPANT_COLUMNS: tuple[str, ...] = (
-    "participant_id",
-    "diagnosis",
-    "age",
-    "sex",
-    "site",
-)
+PARTICIPANT_COLUMNS = ("participant_id", "diagnosis", "age", "sex", "site")
 DTI_MAPS: tuple[str, ...] = ("FA", "MD", "AD", "RD")
 SPACE = "space-MNI152NLin2009cAsym_res-2"
 FORMAT_DOC = "docs/cohort-format.md"
@@ -56,11 +42,9 @@ SESSION_ID = re.compile(r"ses-[A-Za-z0-9]+")
 
 def is_missing(raw: object) -> bool:
     """True for a cell that means "missing" (empty, ``n/a``, ``NA``, ``NaN``)."""
-    return (
-        raw is None
-        or (isinstance(raw, float) and raw != raw)
-        or (str(raw).strip().lower() in MISSING_TOKENS)
-    )
+    if isinstance(raw, str):
+        return raw.strip().lower() in MISSING_TOKENS
+    return raw is None or bool(pd.isna(raw))
 
 
 def _show(raw: str) -> str:
@@ -168,6 +152,8 @@ def read_tsv(path: Path) -> pd.DataFrame:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter="\t")
             header = [cell.strip().lower() for cell in next(reader, [])]
+            while header and not header[-1]:  # trailing tabs after the last name
+                header.pop()
             rows, lines = [], []
             for fields in reader:
                 if not any(cell.strip() for cell in fields):
@@ -300,8 +286,8 @@ def read_participants(cohort_dir: Path) -> pd.DataFrame:
         if (pid, session) in first_row:
             visit = f"session {session}" if session else "no session"
             raise CohortFormatError(
-                f"participants.tsv, row {row} ({pid}): participant_id = {pid}; this "
-                f"subject with {visit} is already listed in row "
+                f"participants.tsv, row {row} ({pid}): participant_id = {_show(pid)}; "
+                f"this subject with {visit} is already listed in row "
                 f"{first_row[pid, session]}. Remove the duplicate row, or give each "
                 "visit its own session label."
             )
@@ -471,7 +457,8 @@ def attach_keys(
             session = visits[pid][0]
         keys.append((pid, session))
         keep.append(row)
-    out = table.loc[keep].drop(columns=[c for c in KEY if c in table.columns])
+    drop = [c for c in (*KEY, "row") if c in table.columns]
+    out = table.loc[keep].drop(columns=drop)
     out.insert(0, "row", keep)
     out.index = pd.MultiIndex.from_tuples(keys, names=KEY) if keys else empty_index()
     return out

@@ -118,42 +118,31 @@ SERUM_RULES: dict[str, Rule] = {
     "chi3l1_ng_ml": Rule("CHI3L1 concentration (ng/mL)", 0, low_open=True),
 }
 YES_NO: dict[str, float] = {
-    "yes": 1.0, "y": 1.0, "true": 1.0, "1": 1.0,
-    "no": 0.0, "n": 0.0, "false": 0.0, "0": 0.0,
-}  # fmt: skip
-POSITIVE_NEGATIVE: dict[str, float] = {
-    "positive": 1.0, "pos": 1.0, "+": 1.0,
-    "negative": 0.0, "neg": 0.0, "-": 0.0,
-}  # fmt: skip
-ONSET_REGIONS: dict[str, str] = {
-    name: name for name in ("bulbar", "upper_limb", "lower_limb")
+    **dict.fromkeys(("yes", "y", "true", "1"), 1.0),
+    **dict.fromkeys(("no", "n", "false", "0"), 0.0),
 }
+POSITIVE_NEGATIVE: dict[str, float] = {
+    **dict.fromkeys(("positive", "pos", "+"), 1.0),
+    **dict.fromkeys(("negative", "neg", "-"), 0.0),
+}
+ONSET_REGIONS: dict[str, str] = {r: r for r in ("bulbar", "upper_limb", "lower_limb")}
 PRESENT_ABSENT: dict[str, float] = {
-    "1": 1.0, "1.0": 1.0, "present": 1.0, "0": 0.0, "0.0": 0.0, "absent": 0.0,
-}  # fmt: skip
+    **dict.fromkeys(("1", "1.0", "present"), 1.0),
+    **dict.fromkeys(("0", "0.0", "absent"), 0.0),
+}
 SIDES: dict[str, str] = {"left": "left", "l": "left", "right": "right", "r": "right"}
 
 YES_NO_COLUMNS = ("umn_signs", "lmn_signs")
 SEROLOGY_COLUMNS = ("anti_gm1_igm", "aqp4_igg", "oligoclonal_bands")
-PERIPHERAL_MRI_RATINGS = (
-    "plexus_t2_hyperintensity",
-    "nerve_thickening",
-    "muscle_oedema",
-    "muscle_atrophy",
-)
+PERIPHERAL_MRI_RATINGS = ("plexus_t2_hyperintensity", "nerve_thickening",
+                          "muscle_oedema", "muscle_atrophy")  # fmt: skip
 CLINICAL_COLUMNS: tuple[str, ...] = (
-    *CLINICAL_RULES,
-    "onset_region",
-    *YES_NO_COLUMNS,
-    "alsfrs_r_progression_rate",
-)
+    *CLINICAL_RULES, "onset_region", *YES_NO_COLUMNS, "alsfrs_r_progression_rate"
+)  # fmt: skip
 SERUM_COLUMNS: tuple[str, ...] = (*SERUM_RULES, *SEROLOGY_COLUMNS)
+_PER_RATING = ("n_sides", "asymmetric")
 PERIPHERAL_MRI_COLUMNS: tuple[str, ...] = (
-    *(
-        f"{r}_{what}"
-        for r in PERIPHERAL_MRI_RATINGS
-        for what in ("n_sides", "asymmetric")
-    ),
+    *(f"{r}_{x}" for r in PERIPHERAL_MRI_RATINGS for x in _PER_RATING),
     "peripheral_mri_any",
 )
 
