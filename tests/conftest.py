@@ -1,0 +1,39 @@
+"""Shared fixtures: one tiny simulated cohort and one trained model per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory) -> Path:
+    """A 60-subject simulated cohort (real file formats), written once."""
+    from features.simulate.cohort import simulate_cohort
+
+    return simulate_cohort(tmp_path_factory.mktemp("cohort") / "sim", n=60, seed=21)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, small_cohort):
+    """Run ``python -m training`` end to end on the small cohort (SQLite stores)."""
+    from training.config import TrainConfig
+    from training.run import run
+
+    root = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(
+        cohort=small_cohort, outer_folds=3, inner_folds=2, n_trials=2, n_jobs=1,
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        optuna_storage=f"sqlite:///{root / 'optuna.db'}")
+    cwd = Path.cwd()
+    os.chdir(root)  # feature cache and artifacts land in the temp run folder
+    try:
+        result = run(cfg)
+    finally:
+        os.chdir(cwd)
+    return result, cfg
