@@ -15,33 +15,52 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m features", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="write a simulated cohort directory")
-    sim.add_argument("--out", type=Path, required=True, help="cohort directory to create")
+    sim.add_argument(
+        "--out", type=Path, required=True, help="cohort directory to create"
+    )
     sim.add_argument("--n", type=int, default=400, help="number of subjects (400)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    sim.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    sim.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists"
+    )
     ext = sub.add_parser("extract", help="extract the features table of a cohort")
     ext.add_argument("cohort", type=Path, help="cohort directory")
-    ext.add_argument("--out", type=Path, required=True,
-                     help="features table to write (.parquet, .csv or .tsv)")
-    ext.add_argument("--strict", action="store_true",
-                     help="stop at the first bad value instead of reporting it")
-    ext.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    ext.add_argument("--jobs", type=int, default=-1, help="parallel workers (all cores)")
+    ext.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="features table to write (.parquet, .csv or .tsv)",
+    )
+    ext.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad value instead of reporting it",
+    )
+    ext.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists"
+    )
+    ext.add_argument(
+        "--jobs", type=int, default=-1, help="parallel workers (all cores)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "simulate":
             from features.simulate.cohort import SIMULATED_NOTICE, simulate_cohort
 
-            out = simulate_cohort(args.out, n=args.n, seed=args.seed,
-                                  overwrite=args.overwrite)
-            log.info("wrote %d simulated subjects to %s\n%s", args.n, out,
-                     SIMULATED_NOTICE)
+            out = simulate_cohort(
+                args.out, n=args.n, seed=args.seed, overwrite=args.overwrite
+            )
+            log.info(
+                "wrote %d simulated subjects to %s\n%s", args.n, out, SIMULATED_NOTICE
+            )
         else:
             from features.extract import extract_features, write_table
 
             if args.out.exists() and not args.overwrite:
-                raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it.")
+                raise FileExistsError(
+                    f"{args.out} exists; pass --overwrite to replace it."
+                )
             result = extract_features(args.cohort, strict=args.strict, n_jobs=args.jobs)
             write_table(result.table, args.out, overwrite=args.overwrite)
             log.info("%s\nwrote %s", result.summary(), args.out)

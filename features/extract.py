@@ -27,8 +27,16 @@ from features.tables import read_clinical, read_peripheral_mri, read_serum
 log = logging.getLogger(__name__)
 
 META_COLUMNS = ("participant_id", "session", "diagnosis", "age", "sex", "site")
-MODALITIES = ("clinical", "serum", "ncs", "peripheral_mri", "freesurfer", "dti",
-              "qsm", "mrs")
+MODALITIES = (
+    "clinical",
+    "serum",
+    "ncs",
+    "peripheral_mri",
+    "freesurfer",
+    "dti",
+    "qsm",
+    "mrs",
+)
 _IMAGING_ERRORS = (CohortFormatError, ImageMismatchError, OSError, ValueError)
 
 
@@ -43,21 +51,25 @@ class Extraction:
         """One line per problem, for the end of a command-line run."""
         if not self.issues:
             return f"{len(self.table)} subject-visits extracted, no problems."
-        lines = [f"{len(self.table)} subject-visits extracted; "
-                 f"{len(self.issues)} problem(s), those values left missing:"]
+        lines = [
+            f"{len(self.table)} subject-visits extracted; "
+            f"{len(self.issues)} problem(s), those values left missing:"
+        ]
         lines += [f"  - {i.message}" for i in self.issues]
         return "\n".join(lines)
 
 
-def _subject_imaging(cohort_dir: Path, pid: str, session: str, atlas: Atlas,
-                     strict: bool) -> tuple[dict[str, float], list[Issue]]:
+def _subject_imaging(
+    cohort_dir: Path, pid: str, session: str, atlas: Atlas, strict: bool
+) -> tuple[dict[str, float], list[Issue]]:
     paths = CohortPaths(cohort_dir, subject_key(pid, session))
     out: dict[str, float] = {}
     issues: list[Issue] = []
     readers = {
         "freesurfer": lambda: imaging.freesurfer_features(paths.freesurfer_stats_dir),
         "dti": lambda: imaging.dti_features(
-            {m: paths.dti_map(m) for m in imaging.DTI_MAPS}, atlas),
+            {m: paths.dti_map(m) for m in imaging.DTI_MAPS}, atlas
+        ),
         "qsm": lambda: imaging.qsm_features(paths.qsm_map, atlas),
         "mrs": lambda: imaging.mrs_features(paths.lcmodel_table),
     }
@@ -67,16 +79,28 @@ def _subject_imaging(cohort_dir: Path, pid: str, session: str, atlas: Atlas,
         except _IMAGING_ERRORS as exc:
             if strict:
                 raise
-            issues.append(Issue(file=modality, participant_id=pid, column=modality,
-                                value="", message=f"{pid} {modality}: {exc}"))
+            issues.append(
+                Issue(
+                    file=modality,
+                    participant_id=pid,
+                    column=modality,
+                    value="",
+                    message=f"{pid} {modality}: {exc}",
+                )
+            )
             values = {}
         out.update(values)
         out[f"has_{modality}"] = float(bool(values))
     return out, issues
 
 
-def extract_features(cohort_dir: Path, *, strict: bool = False, n_jobs: int = -1,
-                     atlas: Atlas | None = None) -> Extraction:
+def extract_features(
+    cohort_dir: Path,
+    *,
+    strict: bool = False,
+    n_jobs: int = -1,
+    atlas: Atlas | None = None,
+) -> Extraction:
     """Extract the features table of the cohort at ``cohort_dir``.
 
     Parameters
@@ -110,14 +134,16 @@ def extract_features(cohort_dir: Path, *, strict: bool = False, n_jobs: int = -1
     keys = list(participants.index)
     results = Parallel(n_jobs=n_jobs)(
         delayed(_subject_imaging)(cohort_dir, pid, ses, atlas, strict)
-        for pid, ses in keys)
+        for pid, ses in keys
+    )
     imaging_rows = []
     for values, found in results:
         issues += found
         imaging_rows.append(values)
     table = participants.copy()
-    for name, frame in zip(("clinical", "serum", "peripheral_mri", "ncs"), parts,
-                           strict=True):
+    for name, frame in zip(
+        ("clinical", "serum", "peripheral_mri", "ncs"), parts, strict=True
+    ):
         numeric = _numeric(frame)
         table = table.join(numeric, how="left")
         table[f"has_{name}"] = table.index.isin(frame.index).astype(float)
@@ -125,10 +151,16 @@ def extract_features(cohort_dir: Path, *, strict: bool = False, n_jobs: int = -1
     table = table.join(img, how="left")
     table = table.reset_index()
     table["sex"] = table["sex"].astype("string")
-    table.insert(len(META_COLUMNS), "male", (table["sex"] == "M").astype(float)
-                 .where(table["sex"].notna()))
-    ordered = list(META_COLUMNS) + ["male"] + sorted(
-        c for c in table.columns if c not in META_COLUMNS and c != "male")
+    table.insert(
+        len(META_COLUMNS),
+        "male",
+        (table["sex"] == "M").astype(float).where(table["sex"].notna()),
+    )
+    ordered = (
+        list(META_COLUMNS)
+        + ["male"]
+        + sorted(c for c in table.columns if c not in META_COLUMNS and c != "male")
+    )
     table = table[ordered].sort_values(KEY).reset_index(drop=True)
     return Extraction(table, issues)
 
@@ -146,8 +178,13 @@ def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
 def feature_columns(table: pd.DataFrame) -> list[str]:
     """The model inputs: every column except metadata, QC flags and sources."""
     skip = set(META_COLUMNS) | {"sex"}
-    return [c for c in table.columns if c not in skip and not c.endswith("_rejected")
-            and table[c].dtype.kind in "fiub"]
+    return [
+        c
+        for c in table.columns
+        if c not in skip
+        and not c.endswith("_rejected")
+        and table[c].dtype.kind in "fiub"
+    ]
 
 
 def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> Path:
@@ -162,8 +199,9 @@ def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> P
     elif suffix in (".csv", ".tsv"):
         table.to_csv(tmp, sep="," if suffix == ".csv" else "\t", index=False)
     else:
-        raise ValueError(f"{out}: unsupported extension {suffix!r}; use .parquet, "
-                         ".csv or .tsv.")
+        raise ValueError(
+            f"{out}: unsupported extension {suffix!r}; use .parquet, .csv or .tsv."
+        )
     tmp.replace(out)
     return out
 
@@ -177,5 +215,12 @@ def modality_columns(table: pd.DataFrame) -> dict[str, list[str]]:
     return groups
 
 
-__all__ = ["Extraction", "META_COLUMNS", "MODALITIES", "extract_features",
-           "feature_columns", "modality_columns", "write_table"]
+__all__ = [
+    "Extraction",
+    "META_COLUMNS",
+    "MODALITIES",
+    "extract_features",
+    "feature_columns",
+    "modality_columns",
+    "write_table",
+]

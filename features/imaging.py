@@ -18,25 +18,45 @@ from features.lcmodel import apply_crlb_threshold, read_lcmodel_table
 from features.regions import region_means
 
 DTI_MAPS = ("FA", "MD", "AD", "RD")
-DTI_REGIONS = ("cst_l", "cst_r", "optic_radiation_l", "optic_radiation_r",
-               "callosal_body")
-QSM_REGIONS = tuple(f"{r}_{s}" for r in ("substantia_nigra", "thalamus", "putamen",
-                                         "pallidum", "caudate", "precentral")
-                    for s in ("l", "r"))
+DTI_REGIONS = (
+    "cst_l",
+    "cst_r",
+    "optic_radiation_l",
+    "optic_radiation_r",
+    "callosal_body",
+)
+QSM_REGIONS = tuple(
+    f"{r}_{s}"
+    for r in (
+        "substantia_nigra",
+        "thalamus",
+        "putamen",
+        "pallidum",
+        "caudate",
+        "precentral",
+    )
+    for s in ("l", "r")
+)
 ASEG_STRUCTURES = ("Thalamus", "Caudate", "Putamen", "Pallidum")
-MRS_METABOLITES = {"NAA": "mrs_naa", "Glu": "mrs_glu", "GABA": "mrs_gaba",
-                   "Cr+PCr": "mrs_cr"}
+MRS_METABOLITES = {
+    "NAA": "mrs_naa",
+    "Glu": "mrs_glu",
+    "GABA": "mrs_gaba",
+    "Cr+PCr": "mrs_cr",
+}
 MAX_CRLB_PCT = 20.0  # LCModel %SD above which a fit is rejected (lit §3)
 
 
 def freesurfer_features(stats_dir: Path) -> dict[str, float]:
-    """Volumes (mm^3), thickness (mm) and the M1/precuneus ratio from recon-all stats."""
+    """Volumes (mm^3), thickness (mm) and the M1/precuneus ratio (recon-all stats)."""
     aseg_path = stats_dir / "aseg.stats"
     if not aseg_path.exists():
         return {}
     aseg = read_aseg_stats(aseg_path)
-    out = {"fs_etiv_mm3": aseg.measures.get("eTIV", np.nan),
-           "fs_total_gray_mm3": aseg.measures.get("TotalGrayVol", np.nan)}
+    out = {
+        "fs_etiv_mm3": aseg.measures.get("eTIV", np.nan),
+        "fs_total_gray_mm3": aseg.measures.get("TotalGrayVol", np.nan),
+    }
     for side, hemi in (("l", "Left"), ("r", "Right")):
         for s in ASEG_STRUCTURES:
             out[f"fs_{s.lower()}_{side}_mm3"] = aseg.volumes.get(f"{hemi}-{s}", np.nan)
@@ -45,11 +65,13 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
         gray = aparc.regions["GrayVol"] if "GrayVol" in aparc.regions else {}
         out[f"fs_precentral_{side}_mm3"] = float(gray.get("precentral", np.nan))
         out[f"fs_precuneus_{side}_mm3"] = float(gray.get("precuneus", np.nan))
-        out[f"fs_mean_thickness_{side}_mm"] = aparc.measures.get("MeanThickness", np.nan)
+        out[f"fs_mean_thickness_{side}_mm"] = aparc.measures.get(
+            "MeanThickness", np.nan
+        )
     # M1/precuneus grey-matter volume ratio, both hemispheres (Sako 2023; lit §5).
     out["fs_m1_precuneus_ratio"] = (
-        (out["fs_precentral_l_mm3"] + out["fs_precentral_r_mm3"])
-        / (out["fs_precuneus_l_mm3"] + out["fs_precuneus_r_mm3"]))
+        out["fs_precentral_l_mm3"] + out["fs_precentral_r_mm3"]
+    ) / (out["fs_precuneus_l_mm3"] + out["fs_precuneus_r_mm3"])
     return out
 
 

@@ -30,7 +30,8 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import pandas as pd
-    >>> ColumnChecker().fit(pd.DataFrame({"a": [1.0]})).transform(pd.DataFrame({"a": [2]}))
+    >>> checker = ColumnChecker().fit(pd.DataFrame({"a": [1.0]}))
+    >>> checker.transform(pd.DataFrame({"a": [2]}))
          a
     0  2.0
     """
@@ -42,7 +43,8 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
         if not isinstance(X, pd.DataFrame):
             raise TypeError(
                 f"expected a pandas DataFrame with named feature columns, got "
-                f"{type(X).__name__}; build it with features.extract or pandas.")
+                f"{type(X).__name__}; build it with features.extract or pandas."
+            )
         cols = list(X.columns) if self.columns is None else list(self.columns)
         self._check(X, cols)
         self.feature_names_in_ = np.asarray(cols, dtype=object)
@@ -56,14 +58,19 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
                 f"input is missing {len(missing)} feature column(s) the model was "
                 f"trained with: {missing[:10]}{' ...' if len(missing) > 10 else ''}. "
                 "Add them (an empty column is fine: values may be missing) or "
-                "retrain on this feature set.")
-        bad = [c for c in cols
-               if not (pd.api.types.is_numeric_dtype(X[c]) or X[c].isna().all())]
+                "retrain on this feature set."
+            )
+        bad = [
+            c
+            for c in cols
+            if not (pd.api.types.is_numeric_dtype(X[c]) or X[c].isna().all())
+        ]
         if bad:
             example = X[bad[0]].dropna().iloc[0]
             raise ValueError(
                 f"feature column(s) {bad[:10]} must be numeric; e.g. {bad[0]} holds "
-                f"{example!r}. Convert the values to numbers or leave cells empty.")
+                f"{example!r}. Convert the values to numbers or leave cells empty."
+            )
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self)
@@ -77,7 +84,7 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
 
 
 class SignedLog(TransformerMixin, BaseEstimator):
-    """``log1p`` of the named right-skewed columns (concentrations, volumes); stateless."""
+    """Signed ``log1p`` of the named right-skewed columns; stateless."""
 
     def __init__(self, columns: tuple[str, ...] = ()):
         self.columns = columns
@@ -121,7 +128,8 @@ class BalancedClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = self.encoder_.classes_
         weight = compute_sample_weight("balanced", y) if self.balanced else None
         self.estimator_ = clone(self.estimator).fit(
-            X, self.encoder_.transform(y), sample_weight=weight)
+            X, self.encoder_.transform(y), sample_weight=weight
+        )
         self.n_features_in_ = getattr(self.estimator_, "n_features_in_", None)
         return self
 

@@ -1,4 +1,7 @@
-"""Command line: ``python -m serve score|explain --model URI (--cohort DIR | --features FILE)``."""
+"""Command line: ``python -m serve score|explain --model URI --cohort DIR --out F``.
+
+``--features FILE`` (a features table) may replace ``--cohort DIR``.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m serve", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, what in (("score", "predictions table (.csv or .parquet)"),
-                       ("explain", "self-contained HTML report")):
+    for name, what in (
+        ("score", "predictions table (.csv or .parquet)"),
+        ("explain", "self-contained HTML report"),
+    ):
         p = sub.add_parser(name, help=f"write a {what}")
-        p.add_argument("--model", default="models:/als-mimics-dx@champion",
-                       help="model URI: models:/NAME@alias, runs:/ID/model or a path")
-        p.add_argument("--tracking-uri", default=None,
-                       help="MLflow tracking URI (default sqlite:///mlflow.db)")
+        p.add_argument(
+            "--model",
+            default="models:/als-mimics-dx@champion",
+            help="model URI: models:/NAME@alias, runs:/ID/model or a path",
+        )
+        p.add_argument(
+            "--tracking-uri",
+            default=None,
+            help="MLflow tracking URI (default sqlite:///mlflow.db)",
+        )
         src = p.add_mutually_exclusive_group(required=True)
         src.add_argument("--cohort", type=Path, help="cohort directory")
         src.add_argument("--features", type=Path, help="features table")
@@ -42,14 +53,21 @@ def main(argv: list[str] | None = None) -> int:
 
             preds = predict(bundle, table, source=str(args.cohort or args.features))
             write_table(preds, args.out, overwrite=args.overwrite)
-            log.info("scored %d subject-visits with %s -> %s", len(preds),
-                     bundle.version, args.out)
+            log.info(
+                "scored %d subject-visits with %s -> %s",
+                len(preds),
+                bundle.version,
+                args.out,
+            )
         else:
             from serve.explain import write_report
 
             write_report(bundle, table, args.out, overwrite=args.overwrite)
-            log.info("wrote the explanation report of %d subject-visits -> %s",
-                     len(table), args.out)
+            log.info(
+                "wrote the explanation report of %d subject-visits -> %s",
+                len(table),
+                args.out,
+            )
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         log.error("error: %s", exc)
         return 2

@@ -41,12 +41,15 @@ class Bundle:
             raise ValueError(
                 f"{source}: none of the model's {len(missing)} feature columns is "
                 "present; is this a features table (python -m features extract) or a "
-                "cohort directory?")
+                "cohort directory?"
+            )
         if missing:
             raise ValueError(
                 f"{source}: missing {len(missing)} feature column(s) the model was "
-                f"trained with: {missing[:10]}. Add them as empty columns if the values "
-                "were not measured.")
+                f"trained with: {missing[:10]}. Add them as empty columns if the "
+                "values "
+                "were not measured."
+            )
 
 
 def load_bundle(uri: str, tracking_uri: str | None = None) -> Bundle:
@@ -75,7 +78,8 @@ def load_bundle(uri: str, tracking_uri: str | None = None) -> Bundle:
     if absent:
         raise ValueError(
             f"model {uri!r} lacks {absent} in its metadata: it was not made by "
-            "`python -m training`. Retrain it with this package.")
+            "`python -m training`. Retrain it with this package."
+        )
     _check_versions(uri, metadata.get("packages", {}))
     pipeline = mlflow.sklearn.load_model(uri)
     return Bundle(pipeline, metadata, uri, _registry_version(uri))
@@ -106,4 +110,5 @@ def _check_versions(uri: str, packages: dict[str, str]) -> None:
         if trained and installed and trained.split(".")[0] != installed.split(".")[0]:
             raise ValueError(
                 f"model {uri!r} was trained with {name} {trained}, this environment "
-                f"has {installed}; install {name}=={trained} or retrain the model.")
+                f"has {installed}; install {name}=={trained} or retrain the model."
+            )

@@ -47,22 +47,40 @@ def shap_values(bundle: Bundle, table: pd.DataFrame, seed: int = 0) -> Explanati
         frame = pd.DataFrame(data, columns=X.columns)
         return pipe.predict_proba(frame)[:, order]
 
-    masker = shap.maskers.Independent(background.to_numpy(), max_samples=len(background))
+    masker = shap.maskers.Independent(
+        background.to_numpy(), max_samples=len(background)
+    )
     explainer = shap.explainers.Permutation(f, masker, seed=seed)
     result = explainer(X.to_numpy(), max_evals=2 * X.shape[1] + 1)
-    return Explanation(np.asarray(result.values), np.asarray(result.base_values),
-                       list(X.columns), bundle.classes, X)
+    return Explanation(
+        np.asarray(result.values),
+        np.asarray(result.base_values),
+        list(X.columns),
+        bundle.classes,
+        X,
+    )
 
 
 def modality_of(feature: str) -> str:
     """The modality a feature column belongs to, from its name."""
-    prefixes = {"fs": "FreeSurfer", "dti": "diffusion MRI", "qsm": "QSM",
-                "mrs": "MR spectroscopy", "ncs": "nerve conduction", "has": "availability"}
+    prefixes = {
+        "fs": "FreeSurfer",
+        "dti": "diffusion MRI",
+        "qsm": "QSM",
+        "mrs": "MR spectroscopy",
+        "ncs": "nerve conduction",
+        "has": "availability",
+    }
     head = feature.split("_")[0]
     if head in prefixes:
         return prefixes[head]
-    if feature in ("nfl_pg_ml", "chi3l1_ng_ml", "anti_gm1_igm", "aqp4_igg",
-                   "oligoclonal_bands"):
+    if feature in (
+        "nfl_pg_ml",
+        "chi3l1_ng_ml",
+        "anti_gm1_igm",
+        "aqp4_igg",
+        "oligoclonal_bands",
+    ):
         return "serum"
     if feature in ("age", "male"):
         return "demographics"
@@ -77,8 +95,10 @@ def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
-    return ('<img alt="figure" src="data:image/png;base64,'
-            f'{base64.b64encode(buf.getvalue()).decode()}">')
+    return (
+        '<img alt="figure" src="data:image/png;base64,'
+        f'{base64.b64encode(buf.getvalue()).decode()}">'
+    )
 
 
 def _barh(labels: list[str], values: np.ndarray, title: str, signed: bool = False):
@@ -101,9 +121,15 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0)
 
 
-def write_report(bundle: Bundle, table: pd.DataFrame, out: Path, *,
-                 overwrite: bool = False, top: int = 12) -> Path:
-    """Write the HTML explanation report of ``table`` scored by ``bundle`` to ``out``."""
+def write_report(
+    bundle: Bundle,
+    table: pd.DataFrame,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    top: int = 12,
+) -> Path:
+    """Write the HTML explanation report of ``table`` scored by ``bundle``."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
@@ -111,29 +137,39 @@ def write_report(bundle: Bundle, table: pd.DataFrame, out: Path, *,
     exp = shap_values(bundle, table)
     classes = exp.classes
     mean_abs = np.abs(exp.values).mean(axis=(0, 2))
-    order = np.argsort(mean_abs)[::-1][:top * 2]
+    order = np.argsort(mean_abs)[::-1][: top * 2]
     by_mod = pd.Series(mean_abs, index=exp.features).groupby(modality_of).sum()
     by_mod = by_mod.sort_values(ascending=False)
     meta = bundle.metadata
     parts = [
         "<h1>ALS and mimics: model explanation report</h1>",
-        f"<p>Model <b>{html.escape(bundle.version)}</b> ({html.escape(bundle.family)}), "
+        f"<p>Model <b>{html.escape(bundle.version)}</b> "
+        f"({html.escape(bundle.family)}), "
         f"{len(table)} subject-visits scored.</p>",
     ]
     if meta.get("trained_on_simulated_data"):
-        parts.append('<p class="warn">This model was trained on a SIMULATED cohort '
-                     "(no real patients). Research use only; not for clinical "
-                     "decisions.</p>")
+        parts.append(
+            '<p class="warn">This model was trained on a SIMULATED cohort '
+            "(no real patients). Research use only; not for clinical "
+            "decisions.</p>"
+        )
     metrics = pd.DataFrame([meta.get("nested_cv_metrics", {})])
     mix = preds["predicted_class"].value_counts().rename_axis("class").reset_index()
     parts += [
-        "<h2>Cohort</h2><h3>Predicted class mix</h3>", _table(mix),
-        "<h3>Training performance (nested cross-validation)</h3>", _table(metrics),
+        "<h2>Cohort</h2><h3>Predicted class mix</h3>",
+        _table(mix),
+        "<h3>Training performance (nested cross-validation)</h3>",
+        _table(metrics),
         "<h3>SHAP importance by modality</h3>",
-        _barh(list(by_mod.index), by_mod.to_numpy(), "sum of mean |SHAP| (probability)"),
+        _barh(
+            list(by_mod.index), by_mod.to_numpy(), "sum of mean |SHAP| (probability)"
+        ),
         "<h3>SHAP importance by feature</h3>",
-        _barh([exp.features[j] for j in order], mean_abs[order],
-              "mean |SHAP| over subjects and classes"),
+        _barh(
+            [exp.features[j] for j in order],
+            mean_abs[order],
+            "mean |SHAP| over subjects and classes",
+        ),
         "<h2>Subjects</h2>",
     ]
     for i, row in preds.iterrows():
@@ -149,16 +185,24 @@ def write_report(bundle: Bundle, table: pd.DataFrame, out: Path, *,
             f"{html.escape(row['predicted_class'])} {html.escape(flags)}</h3>",
             _table(probs),
             f"<p>Modalities used: {html.escape(str(row['modalities_used']))}</p>",
-            _barh(labels, contrib[idx], f"SHAP toward {row['predicted_class']} "
-                  f"(base {exp.base_values[i, k]:.2f})", signed=True),
+            _barh(
+                labels,
+                contrib[idx],
+                f"SHAP toward {row['predicted_class']} "
+                f"(base {exp.base_values[i, k]:.2f})",
+                signed=True,
+            ),
             "</section>",
         ]
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            "<title>ALS and mimics explanation report</title><style>"
-            "body{font-family:sans-serif;max-width:1000px;margin:auto}"
-            "table{border-collapse:collapse}td,th{padding:2px 8px;border:1px solid #ccc}"
-            ".warn{background:#fde2e2;padding:8px;font-weight:bold}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<title>ALS and mimics explanation report</title><style>"
+        "body{font-family:sans-serif;max-width:1000px;margin:auto}"
+        "table{border-collapse:collapse}td,th{padding:2px 8px;border:1px solid #ccc}"
+        ".warn{background:#fde2e2;padding:8px;font-weight:bold}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>"
+    )
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)

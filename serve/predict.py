@@ -12,8 +12,13 @@ from serve.bundle import Bundle, load_bundle
 ID_COLUMNS = ("participant_id", "session")
 
 
-def predict(model: Bundle | str, table: pd.DataFrame, *,
-            tracking_uri: str | None = None, source: str = "input") -> pd.DataFrame:
+def predict(
+    model: Bundle | str,
+    table: pd.DataFrame,
+    *,
+    tracking_uri: str | None = None,
+    source: str = "input",
+) -> pd.DataFrame:
     """Class probabilities and predicted class for every row of ``table``.
 
     Parameters
@@ -54,12 +59,15 @@ def predict(model: Bundle | str, table: pd.DataFrame, *,
     has = [c for c in table.columns if c.startswith("has_")]
     out["modalities_used"] = [
         ",".join(c.removeprefix("has_") for c in has if row[c] == 1)
-        for row in table[has].to_dict(orient="records")]
+        for row in table[has].to_dict(orient="records")
+    ]
     out["model"] = bundle.version
     return out
 
 
-def load_input(cohort: Path | None = None, features: Path | None = None) -> pd.DataFrame:
+def load_input(
+    cohort: Path | None = None, features: Path | None = None
+) -> pd.DataFrame:
     """The features table of a cohort directory (extracted now) or a table file."""
     if (cohort is None) == (features is None):
         raise ValueError("give exactly one of --cohort DIR or --features FILE.")
@@ -78,5 +86,6 @@ def load_input(cohort: Path | None = None, features: Path | None = None) -> pd.D
         return pd.read_csv(path, sep="," if suffix == ".csv" else "\t")
     if suffix in (".xlsx", ".xls"):
         return pd.read_excel(path)
-    raise ValueError(f"{path}: unsupported table type {suffix!r}; use .parquet, .csv, "
-                     ".tsv or .xlsx.")
+    raise ValueError(
+        f"{path}: unsupported table type {suffix!r}; use .parquet, .csv, .tsv or .xlsx."
+    )

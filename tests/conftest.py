@@ -27,9 +27,14 @@ def trained(tmp_path_factory, small_cohort):
 
     root = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(
-        cohort=small_cohort, outer_folds=3, inner_folds=2, n_trials=2, n_jobs=1,
+        cohort=small_cohort,
+        outer_folds=3,
+        inner_folds=2,
+        n_trials=2,
+        n_jobs=1,
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-        optuna_storage=f"sqlite:///{root / 'optuna.db'}")
+        optuna_storage=f"sqlite:///{root / 'optuna.db'}",
+    )
     cwd = Path.cwd()
     os.chdir(root)  # feature cache and artifacts land in the temp run folder
     try:

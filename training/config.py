@@ -54,10 +54,15 @@ class TrainConfig:
         unknown = set(self.models) - set(MODEL_FAMILIES)
         if unknown:
             raise ValueError(
-                f"unknown model families {sorted(unknown)}; choose from {MODEL_FAMILIES}.")
+                f"unknown model families {sorted(unknown)}; "
+                f"choose from {MODEL_FAMILIES}."
+            )
         if self.outer_folds < 2 or self.inner_folds < 2:
             raise ValueError(
                 f"outer_folds = {self.outer_folds}, inner_folds = {self.inner_folds}: "
-                "nested cross-validation needs at least 2 folds at each level.")
+                "nested cross-validation needs at least 2 folds at each level."
+            )
         if self.n_trials < 1:
-            raise ValueError(f"n_trials = {self.n_trials}: use at least 1 Optuna trial.")
+            raise ValueError(
+                f"n_trials = {self.n_trials}: use at least 1 Optuna trial."
+            )

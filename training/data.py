@@ -34,8 +34,12 @@ def default_cohort(simulated_dir: Path, n: int, seed: int) -> Path:
 
     path = Path(simulated_dir) / f"n{n}-seed{seed}-{model_version()}"
     if not path.exists():
-        log.info("simulating the default cohort (%d subjects, seed %d) into %s ...",
-                 n, seed, path)
+        log.info(
+            "simulating the default cohort (%d subjects, seed %d) into %s ...",
+            n,
+            seed,
+            path,
+        )
         simulate_cohort(path, n=n, seed=seed)
     else:
         log.info("reusing the simulated cohort %s", path)
@@ -73,15 +77,24 @@ def load_cohort(cohort_dir: Path, n_jobs: int = -1) -> TrainingData:
         write_table(table, cache, overwrite=True)
     labelled = table[table["diagnosis"].notna()].reset_index(drop=True)
     if len(labelled) < len(table):
-        log.warning("%d subject-visits without a diagnosis are left out of training.",
-                    len(table) - len(labelled))
+        log.warning(
+            "%d subject-visits without a diagnosis are left out of training.",
+            len(table) - len(labelled),
+        )
     X = labelled[feature_columns(labelled)]
-    return TrainingData(X, labelled["diagnosis"].astype(str).to_numpy(),
-                        labelled["participant_id"].astype(str).to_numpy(), labelled,
-                        cohort_dir, fingerprint)
+    return TrainingData(
+        X,
+        labelled["diagnosis"].astype(str).to_numpy(),
+        labelled["participant_id"].astype(str).to_numpy(),
+        labelled,
+        cohort_dir,
+        fingerprint,
+    )
 
 
-def oracle_posteriors(cohort_dir: Path, participant_ids: np.ndarray) -> pd.DataFrame | None:
+def oracle_posteriors(
+    cohort_dir: Path, participant_ids: np.ndarray
+) -> pd.DataFrame | None:
     """The simulation's Bayes-optimal posteriors for these subjects, if it has them.
 
     Read only to print the oracle beside the model; never used for fitting.

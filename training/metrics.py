@@ -33,11 +33,13 @@ def score(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, flo
     out = {"balanced_accuracy": float(balanced_accuracy_score(y, pred))}
     if len(present) > 2:
         sub = proba[:, cols] / proba[:, cols].sum(axis=1, keepdims=True)
-        out["macro_auc"] = float(roc_auc_score(y, sub, multi_class="ovr",
-                                               labels=present, average="macro"))
+        out["macro_auc"] = float(
+            roc_auc_score(y, sub, multi_class="ovr", labels=present, average="macro")
+        )
     elif len(present) == 2:
         out["macro_auc"] = float(roc_auc_score(y == present[1], proba[:, cols[1]]))
     if "ALS" in classes and 0 < (y == "ALS").sum() < len(y):
-        out["als_vs_rest_auc"] = float(roc_auc_score(y == "ALS",
-                                                     proba[:, classes.index("ALS")]))
+        out["als_vs_rest_auc"] = float(
+            roc_auc_score(y == "ALS", proba[:, classes.index("ALS")])
+        )
     return out

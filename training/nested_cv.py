@@ -43,14 +43,34 @@ class NestedResult:
     metrics: dict[str, float]
 
 
-def _run_fold(fold: int, train: np.ndarray, test: np.ndarray, family: str,
-              X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, classes: list[str],
-              *, n_trials: int, inner_folds: int, seed: int, storage_url: str,
-              study_prefix: str) -> FoldResult:
+def _run_fold(
+    fold: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    family: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    classes: list[str],
+    *,
+    n_trials: int,
+    inner_folds: int,
+    seed: int,
+    storage_url: str,
+    study_prefix: str,
+) -> FoldResult:
     name = f"{study_prefix}-{family}-outer{fold}"
-    params, _ = tune(family, X.iloc[train], y[train], groups[train],
-                     n_trials=n_trials, inner_folds=inner_folds, seed=seed + fold,
-                     storage_url=storage_url, study_name=name)
+    params, _ = tune(
+        family,
+        X.iloc[train],
+        y[train],
+        groups[train],
+        n_trials=n_trials,
+        inner_folds=inner_folds,
+        seed=seed + fold,
+        storage_url=storage_url,
+        study_name=name,
+    )
     pipe = make_pipeline(family, params, list(X.columns), seed=seed)
     pipe.fit(X.iloc[train], y[train])
     proba = _aligned(pipe, X.iloc[test], classes)
@@ -66,17 +86,41 @@ def _aligned(pipe, X: pd.DataFrame, classes: list[str]) -> np.ndarray:
     return out
 
 
-def nested_cv(family: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray,
-              classes: list[str], *, outer_folds: int, inner_folds: int, n_trials: int,
-              seed: int, storage_url: str, study_prefix: str,
-              n_jobs: int = -1) -> NestedResult:
+def nested_cv(
+    family: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    classes: list[str],
+    *,
+    outer_folds: int,
+    inner_folds: int,
+    n_trials: int,
+    seed: int,
+    storage_url: str,
+    study_prefix: str,
+    n_jobs: int = -1,
+) -> NestedResult:
     """Run nested CV of ``family``; returns out-of-fold probabilities and metrics."""
     outer = StratifiedGroupKFold(outer_folds, shuffle=True, random_state=seed)
     folds = Parallel(n_jobs=n_jobs)(
-        delayed(_run_fold)(k, train, test, family, X, y, groups, classes,
-                           n_trials=n_trials, inner_folds=inner_folds, seed=seed,
-                           storage_url=storage_url, study_prefix=study_prefix)
-        for k, (train, test) in enumerate(outer.split(X, y, groups)))
+        delayed(_run_fold)(
+            k,
+            train,
+            test,
+            family,
+            X,
+            y,
+            groups,
+            classes,
+            n_trials=n_trials,
+            inner_folds=inner_folds,
+            seed=seed,
+            storage_url=storage_url,
+            study_prefix=study_prefix,
+        )
+        for k, (train, test) in enumerate(outer.split(X, y, groups))
+    )
     oof = np.full((len(X), len(classes)), np.nan)
     for f in folds:
         oof[f.test_index] = f.proba

@@ -14,14 +14,23 @@ from models.pipelines import make_pipeline, suggest
 
 
 def storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna RDB storage; SQLite waits for locks so parallel outer folds can share it."""
+    """Optuna RDB storage; SQLite waits for locks so parallel folds can share it."""
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
-def tune(family: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *,
-         n_trials: int, inner_folds: int, seed: int, storage_url: str,
-         study_name: str) -> tuple[dict[str, Any], optuna.Study]:
+def tune(
+    family: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_trials: int,
+    inner_folds: int,
+    seed: int,
+    storage_url: str,
+    study_name: str,
+) -> tuple[dict[str, Any], optuna.Study]:
     """Search hyperparameters of ``family`` by inner grouped, stratified K-fold.
 
     The objective is the mean inner-fold multi-class log loss (a proper scoring
@@ -41,11 +50,17 @@ def tune(family: str, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *,
     except KeyError:
         pass
     study = optuna.create_study(
-        study_name=study_name, storage=store, direction="minimize",
+        study_name=study_name,
+        storage=store,
+        direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=4))
-    splits = list(StratifiedGroupKFold(inner_folds, shuffle=True, random_state=seed)
-                  .split(X, y, groups))
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=4),
+    )
+    splits = list(
+        StratifiedGroupKFold(inner_folds, shuffle=True, random_state=seed).split(
+            X, y, groups
+        )
+    )
     labels = np.unique(y)
     columns = list(X.columns)
 

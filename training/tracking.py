@@ -14,14 +14,17 @@ from mlflow.models import infer_signature
 CHAMPION_ALIAS = "champion"
 # Our own estimators, serialised with skops (MLflow's safe default, no pickle).
 TRUSTED_TYPES = [
-    "models.estimators.ColumnChecker", "models.estimators.SignedLog",
-    "models.estimators.BalancedClassifier", "numpy.dtype",
-    "xgboost.sklearn.XGBClassifier", "xgboost.core.Booster",
+    "models.estimators.ColumnChecker",
+    "models.estimators.SignedLog",
+    "models.estimators.BalancedClassifier",
+    "numpy.dtype",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.core.Booster",
 ]
 
 
 def start(tracking_uri: str, experiment: str) -> None:
-    """Point MLflow at ``tracking_uri`` (SQLite by default) and select the experiment."""
+    """Point MLflow at ``tracking_uri`` (SQLite by default), select the experiment."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
 
@@ -42,8 +45,9 @@ def log_frame(frame: pd.DataFrame, name: str) -> None:
         mlflow.log_artifact(str(path))
 
 
-def log_champion(pipeline, X: pd.DataFrame, model_name: str,
-                 metadata: dict[str, Any]) -> str:
+def log_champion(
+    pipeline, X: pd.DataFrame, model_name: str, metadata: dict[str, Any]
+) -> str:
     """Log the fitted ``pipeline`` as an MLflow model, register it, alias it champion.
 
     Returns
@@ -54,10 +58,17 @@ def log_champion(pipeline, X: pd.DataFrame, model_name: str,
     example = X.head(5)
     signature = infer_signature(example, pipeline.predict_proba(example))
     info = mlflow.sklearn.log_model(
-        pipeline, name="model", signature=signature, input_example=example,
-        pyfunc_predict_fn="predict_proba", metadata=metadata,
-        registered_model_name=model_name, skops_trusted_types=TRUSTED_TYPES)
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        pyfunc_predict_fn="predict_proba",
+        metadata=metadata,
+        registered_model_name=model_name,
+        skops_trusted_types=TRUSTED_TYPES,
+    )
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias(model_name, CHAMPION_ALIAS,
-                                      info.registered_model_version)
+    client.set_registered_model_alias(
+        model_name, CHAMPION_ALIAS, info.registered_model_version
+    )
     return f"models:/{model_name}@{CHAMPION_ALIAS}"

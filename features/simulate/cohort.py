@@ -36,15 +36,16 @@ SIMULATED_NOTICE = (
 
 
 def model_version() -> str:
-    """A hash of the generative model's code: a cached cohort is reused only if equal."""
+    """Hash of the generative model's code; a cached cohort is reused only if equal."""
     digest = hashlib.sha256()
     for name in ("spec.py", "generative.py", "oracle.py", "cohort.py", "writers.py"):
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
-def simulate_cohort(out: Path, n: int = 400, seed: int = 0, *, overwrite: bool = False,
-                    n_jobs: int = -1) -> Path:
+def simulate_cohort(
+    out: Path, n: int = 400, seed: int = 0, *, overwrite: bool = False, n_jobs: int = -1
+) -> Path:
     """Write a simulated cohort of ``n`` subjects to ``out``.
 
     Parameters
@@ -68,7 +69,8 @@ def simulate_cohort(out: Path, n: int = 400, seed: int = 0, *, overwrite: bool =
     if out.exists() and not overwrite:
         raise FileExistsError(
             f"{out} already exists; pass overwrite=True (--overwrite) to replace it "
-            "or choose another --out directory.")
+            "or choose another --out directory."
+        )
     if n < 10:
         raise ValueError(f"n = {n}: simulate at least 10 subjects.")
     obs = generative.sample(n, seed)
@@ -80,7 +82,8 @@ def simulate_cohort(out: Path, n: int = 400, seed: int = 0, *, overwrite: bool =
         _write_tables(obs, tmp)
         atlas = load_atlas()
         Parallel(n_jobs=n_jobs)(
-            delayed(_write_subject)(row, tmp, atlas, seed) for row in _rows(obs))
+            delayed(_write_subject)(row, tmp, atlas, seed) for row in _rows(obs)
+        )
         _write_truth(obs, post, tmp, n, seed)
         if out.exists():
             shutil.rmtree(out)
@@ -104,43 +107,66 @@ def _posneg(x: pd.Series, yes: str = "positive", no: str = "negative") -> pd.Ser
 
 
 def _write_tables(obs: pd.DataFrame, root: Path) -> None:
-    _tsv(obs[["participant_id", "diagnosis", "age", "sex", "site"]],
-         root / "participants.tsv")
+    _tsv(
+        obs[["participant_id", "diagnosis", "age", "sex", "site"]],
+        root / "participants.tsv",
+    )
     clin = obs[obs["avail_clinical"]]
-    clinical = pd.DataFrame({
-        "participant_id": clin["participant_id"],
-        "alsfrs_r": clin["alsfrs_r"].astype("Int64"),
-        "months_since_onset": clin["months_since_onset"],
-        "onset_region": clin["onset_region"],
-        "mrc_sum": clin["mrc_sum"].astype("Int64"),
-        "fvc_pct": clin["fvc_pct"],
-        "penn_umn": clin["penn_umn"].astype("Int64"),
-        "edss": clin["edss"],
-        "umn_signs": np.where(clin["penn_umn"] > 0, "yes", "no"),
-        "lmn_signs": _posneg(clin["lmn_signs"], "yes", "no"),
-        "t2_lesion_volume_ml": clin["t2_lesion_volume_ml"],
-    })
+    clinical = pd.DataFrame(
+        {
+            "participant_id": clin["participant_id"],
+            "alsfrs_r": clin["alsfrs_r"].astype("Int64"),
+            "months_since_onset": clin["months_since_onset"],
+            "onset_region": clin["onset_region"],
+            "mrc_sum": clin["mrc_sum"].astype("Int64"),
+            "fvc_pct": clin["fvc_pct"],
+            "penn_umn": clin["penn_umn"].astype("Int64"),
+            "edss": clin["edss"],
+            "umn_signs": np.where(clin["penn_umn"] > 0, "yes", "no"),
+            "lmn_signs": _posneg(clin["lmn_signs"], "yes", "no"),
+            "t2_lesion_volume_ml": clin["t2_lesion_volume_ml"],
+        }
+    )
     _tsv(clinical, root / "clinical.tsv")
     ser = obs[obs["avail_serum"]]
-    serum = pd.DataFrame({"participant_id": ser["participant_id"],
-                          "nfl_pg_ml": ser["nfl_pg_ml"],
-                          "chi3l1_ng_ml": ser["chi3l1_ng_ml"]})
+    serum = pd.DataFrame(
+        {
+            "participant_id": ser["participant_id"],
+            "nfl_pg_ml": ser["nfl_pg_ml"],
+            "chi3l1_ng_ml": ser["chi3l1_ng_ml"],
+        }
+    )
     for b in ("anti_gm1_igm", "aqp4_igg", "oligoclonal_bands"):
         serum[b] = _posneg(ser[b])
     _tsv(serum, root / "serum.tsv")
     _tsv(_ncs_long(obs[obs["avail_ncs"]]), root / "nerve_conduction.tsv")
     pm = obs[obs["avail_peripheral_mri"]]
-    rows = [{
-        "participant_id": r["participant_id"], "side": side,
-        "plexus_t2_hyperintensity": int(r[f"pmri_nerve_{side}"]),
-        "nerve_thickening": int(r[f"pmri_thickening_{side}"]),
-        "muscle_oedema": int(r[f"pmri_muscle_{side}"]),
-        "muscle_atrophy": int(r[f"pmri_atrophy_{side}"]),
-    } for r in _rows(pm) for side in generative.SIDES]
-    _tsv(pd.DataFrame(rows, columns=["participant_id", "side",
-                                     "plexus_t2_hyperintensity", "nerve_thickening",
-                                     "muscle_oedema", "muscle_atrophy"]),
-         root / "peripheral_mri.tsv")
+    rows = [
+        {
+            "participant_id": r["participant_id"],
+            "side": side,
+            "plexus_t2_hyperintensity": int(r[f"pmri_nerve_{side}"]),
+            "nerve_thickening": int(r[f"pmri_thickening_{side}"]),
+            "muscle_oedema": int(r[f"pmri_muscle_{side}"]),
+            "muscle_atrophy": int(r[f"pmri_atrophy_{side}"]),
+        }
+        for r in _rows(pm)
+        for side in generative.SIDES
+    ]
+    _tsv(
+        pd.DataFrame(
+            rows,
+            columns=[
+                "participant_id",
+                "side",
+                "plexus_t2_hyperintensity",
+                "nerve_thickening",
+                "muscle_oedema",
+                "muscle_atrophy",
+            ],
+        ),
+        root / "peripheral_mri.tsv",
+    )
 
 
 def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
@@ -154,32 +180,55 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
                 duration = rng.normal(5.5, 0.5)  # CMAP duration, ms (UE)
                 amp, prox = r[f"{key}_amp"], r[f"{key}_prox_amp"]
                 area_ratio = prox / amp * np.exp(rng.normal(0.0, 0.04))
-                rows.append({
-                    "participant_id": r["participant_id"], "nerve": nerve,
-                    "side": side, "stimulation_site": distal,
-                    "cmap_amplitude_mv": amp,
-                    "cmap_area_mvms": round(amp * duration, 2),
-                    "distal_latency_ms": round(rng.normal(lat_m, lat_s), 2),
-                    "f_wave_latency_ms": r.get(f"{key}_fwave") if upper else np.nan,
-                })
-                rows.append({
-                    "participant_id": r["participant_id"], "nerve": nerve,
-                    "side": side, "stimulation_site": proximal,
-                    "cmap_amplitude_mv": prox,
-                    "cmap_area_mvms": round(amp * duration * area_ratio, 2),
-                    "conduction_velocity_m_s": r[f"{key}_cv"],
-                })
+                rows.append(
+                    {
+                        "participant_id": r["participant_id"],
+                        "nerve": nerve,
+                        "side": side,
+                        "stimulation_site": distal,
+                        "cmap_amplitude_mv": amp,
+                        "cmap_area_mvms": round(amp * duration, 2),
+                        "distal_latency_ms": round(rng.normal(lat_m, lat_s), 2),
+                        "f_wave_latency_ms": r.get(f"{key}_fwave") if upper else np.nan,
+                    }
+                )
+                rows.append(
+                    {
+                        "participant_id": r["participant_id"],
+                        "nerve": nerve,
+                        "side": side,
+                        "stimulation_site": proximal,
+                        "cmap_amplitude_mv": prox,
+                        "cmap_area_mvms": round(amp * duration * area_ratio, 2),
+                        "conduction_velocity_m_s": r[f"{key}_cv"],
+                    }
+                )
         for nerve, (site, median, log_sd, cv) in spec.SENSORY_NERVES.items():
             for side in generative.SIDES:
-                rows.append({
-                    "participant_id": r["participant_id"], "nerve": nerve,
-                    "side": side, "stimulation_site": site,
-                    "snap_amplitude_uv": round(median * np.exp(rng.normal(0, log_sd)), 1),
-                    "conduction_velocity_m_s": round(rng.normal(cv, 4.0), 1),
-                })
-    columns = ["participant_id", "nerve", "side", "stimulation_site",
-               "cmap_amplitude_mv", "cmap_area_mvms", "distal_latency_ms",
-               "conduction_velocity_m_s", "f_wave_latency_ms", "snap_amplitude_uv"]
+                rows.append(
+                    {
+                        "participant_id": r["participant_id"],
+                        "nerve": nerve,
+                        "side": side,
+                        "stimulation_site": site,
+                        "snap_amplitude_uv": round(
+                            median * np.exp(rng.normal(0, log_sd)), 1
+                        ),
+                        "conduction_velocity_m_s": round(rng.normal(cv, 4.0), 1),
+                    }
+                )
+    columns = [
+        "participant_id",
+        "nerve",
+        "side",
+        "stimulation_site",
+        "cmap_amplitude_mv",
+        "cmap_area_mvms",
+        "distal_latency_ms",
+        "conduction_velocity_m_s",
+        "f_wave_latency_ms",
+        "snap_amplitude_uv",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -203,13 +252,17 @@ def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
     stats.mkdir(parents=True, exist_ok=True)
     scale = r["etiv"] / spec.REF_ETIV
     aseg = read_aseg_stats(_REFERENCE / "aseg.stats")
-    volumes = {k: v * scale * np.exp(rng.normal(0, 0.06)) for k, v in aseg.volumes.items()}
+    volumes = {
+        k: v * scale * np.exp(rng.normal(0, 0.06)) for k, v in aseg.volumes.items()
+    }
     for side, hemi in (("l", "Left"), ("r", "Right")):
         for s in ("thalamus", "caudate", "putamen", "pallidum"):
             volumes[f"{hemi}-{s.capitalize()}"] = r[f"fs_{s}_{side}_mm3"]
     measures = {k: v * scale for k, v in aseg.measures.items() if k.endswith("Vol")}
     measures.update({"eTIV": r["etiv"], "TotalGrayVol": r["fs_total_gray_mm3"]})
-    writers.write_aseg_stats(stats / "aseg.stats", volumes, measures, r["participant_id"])
+    writers.write_aseg_stats(
+        stats / "aseg.stats", volumes, measures, r["participant_id"]
+    )
     for side, hemi in (("l", "lh"), ("r", "rh")):
         ref = read_aparc_stats(_REFERENCE / f"{hemi}.aparc.stats")
         regions = ref.regions.copy()
@@ -217,13 +270,18 @@ def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
         regions["GrayVol"] = np.round(regions["GrayVol"] * scale * noise)
         thick = r[f"fs_mean_thickness_{side}_mm"]
         regions["ThickAvg"] = np.round(
-            regions["ThickAvg"] * thick / ref.measures["MeanThickness"]
-            * np.exp(rng.normal(0, 0.03, len(regions))), 3)
+            regions["ThickAvg"]
+            * thick
+            / ref.measures["MeanThickness"]
+            * np.exp(rng.normal(0, 0.03, len(regions))),
+            3,
+        )
         regions.loc["precentral", "GrayVol"] = r[f"fs_precentral_{side}_mm3"]
         regions.loc["precuneus", "GrayVol"] = r[f"fs_precuneus_{side}_mm3"]
         measures = {**ref.measures, "MeanThickness": thick, "eTIV": r["etiv"]}
-        writers.write_aparc_stats(stats / f"{hemi}.aparc.stats", hemi, regions,
-                                  measures, r["participant_id"])
+        writers.write_aparc_stats(
+            stats / f"{hemi}.aparc.stats", hemi, regions, measures, r["participant_id"]
+        )
 
 
 def _write_lcmodel(r: dict, path: Path, rng: np.random.Generator) -> None:
@@ -237,7 +295,8 @@ def _write_lcmodel(r: dict, path: Path, rng: np.random.Generator) -> None:
         "Glu": (r["mrs_glu"], r["mrs_glu_sd_pct"]),
         "Gln": (gln, 18.0),
         "GABA": (r["mrs_gaba"], r["mrs_gaba_sd_pct"]),
-        "Cr": (0.55 * cr, 8.0), "PCr": (0.45 * cr, 9.0),
+        "Cr": (0.55 * cr, 8.0),
+        "PCr": (0.45 * cr, 9.0),
         "GPC+PCh": (2.0 * np.exp(rng.normal(0, 0.1)), 5.0),
         "Ins": (6.0 * np.exp(rng.normal(0, 0.1)), 6.0),
         "NAA+NAAG": (r["mrs_naa"] + naag, r["mrs_naa_sd_pct"]),
@@ -245,9 +304,13 @@ def _write_lcmodel(r: dict, path: Path, rng: np.random.Generator) -> None:
         "Glu+Gln": (r["mrs_glu"] + gln, 7.0),
     }
     frame = pd.DataFrame(conc, index=["conc", "sd_pct"]).T
-    writers.write_lcmodel_table(path, frame, fwhm_ppm=round(rng.uniform(0.03, 0.07), 3),
-                                snr=float(round(rng.uniform(12, 35))),
-                                title=f"{r['participant_id']} SMA PRESS TE=30 (SIMULATED)")
+    writers.write_lcmodel_table(
+        path,
+        frame,
+        fwhm_ppm=round(rng.uniform(0.03, 0.07), 3),
+        snr=float(round(rng.uniform(12, 35))),
+        title=f"{r['participant_id']} SMA PRESS TE=30 (SIMULATED)",
+    )
 
 
 _DTI_NOISE = {"FA": 0.05, "MD": 0.03e-3, "AD": 0.04e-3, "RD": 0.03e-3}
@@ -257,19 +320,22 @@ def _write_dti(r: dict, folder: Path, atlas: Atlas, rng: np.random.Generator) ->
     values: dict[str, dict[str, float]] = {m: {} for m in _DTI_NOISE}
     tracts = ("cst_l", "cst_r", "optic_radiation_l", "optic_radiation_r")
     extra = {"callosal_body": (0.62 + rng.normal(0, 0.03), 0.80 + rng.normal(0, 0.04))}
-    for key, (fa, md) in {**{t: (r[f"dti_{t}_fa"], r[f"dti_{t}_md"]) for t in tracts},
-                          **extra}.items():
+    for key, (fa, md) in {
+        **{t: (r[f"dti_{t}_fa"], r[f"dti_{t}_md"]) for t in tracts},
+        **extra,
+    }.items():
         ad, rd = axial_radial(fa, md * 1e-3)
         values["FA"][key], values["MD"][key] = fa, md * 1e-3
         values["AD"][key], values["RD"][key] = ad, rd
     for m, noise in _DTI_NOISE.items():
-        img = _paint(atlas, values[m], baseline=_dti_baseline(atlas, m), noise=noise,
-                     rng=rng)
+        img = _paint(
+            atlas, values[m], baseline=_dti_baseline(atlas, m), noise=noise, rng=rng
+        )
         _save(img, folder / f"{r['participant_id']}_{SPACE}_{m}.nii.gz")
 
 
 def axial_radial(fa: float, md: float) -> tuple[float, float]:
-    """Axial and radial diffusivity of a cylindrically symmetric tensor with ``fa``/``md``."""
+    """Axial and radial diffusivity of a cylindrical tensor with ``fa`` and ``md``."""
     a, c = 2 * fa**2 - 1, fa**2 - 1  # (2F^2-1) r^2 + 2 r + (F^2-1) = 0, r = RD/AD
     ratio = -c / 2 if abs(a) < 1e-12 else (-2 + np.sqrt(4 - 4 * a * c)) / (2 * a)
     ad = 3 * md / (1 + 2 * ratio)
@@ -284,8 +350,12 @@ def _template(atlas: Atlas) -> np.ndarray:
 
 def _dti_baseline(atlas: Atlas, metric: str) -> np.ndarray:
     t = _template(atlas)
-    base = {"FA": 0.10 + 0.40 * t, "MD": (1.0 - 0.3 * t) * 1e-3,
-            "AD": (1.3 - 0.2 * t) * 1e-3, "RD": (0.85 - 0.35 * t) * 1e-3}[metric]
+    base = {
+        "FA": 0.10 + 0.40 * t,
+        "MD": (1.0 - 0.3 * t) * 1e-3,
+        "AD": (1.3 - 0.2 * t) * 1e-3,
+        "RD": (0.85 - 0.35 * t) * 1e-3,
+    }[metric]
     return np.where(t > 0, base, 0.0).astype(np.float32)
 
 
@@ -293,8 +363,13 @@ def _qsm_baseline(atlas: Atlas) -> np.ndarray:
     return (np.round(_template(atlas) * 4) / 4 * 10.0).astype(np.float32)
 
 
-def _paint(atlas: Atlas, values: dict[str, float], baseline: np.ndarray, noise: float,
-           rng: np.random.Generator) -> nib.Nifti1Image:
+def _paint(
+    atlas: Atlas,
+    values: dict[str, float],
+    baseline: np.ndarray,
+    noise: float,
+    rng: np.random.Generator,
+) -> nib.Nifti1Image:
     """Baseline image with each region set to its value plus zero-mean voxel noise."""
     labels = np.asarray(atlas.labels_img.dataobj)
     data = baseline.copy()
@@ -314,15 +389,21 @@ def _save(img: nib.Nifti1Image, path: Path) -> None:
     nib.save(img, path)
 
 
-def _write_truth(obs: pd.DataFrame, post: pd.DataFrame, root: Path, n: int,
-                 seed: int) -> None:
+def _write_truth(
+    obs: pd.DataFrame, post: pd.DataFrame, root: Path, n: int, seed: int
+) -> None:
     folder = root / "simulation"
     folder.mkdir()
     truth = pd.concat([obs[["participant_id", "diagnosis", "severity"]], post], axis=1)
     _tsv(truth, folder / "truth.tsv")
     _tsv(obs, folder / "observed_values.tsv")
-    meta = {"notice": SIMULATED_NOTICE, "n": n, "seed": seed,
-            "model_version": model_version(), "classes": list(spec.CLASSES),
-            "sites": list(spec.SITES)}
+    meta = {
+        "notice": SIMULATED_NOTICE,
+        "n": n,
+        "seed": seed,
+        "model_version": model_version(),
+        "classes": list(spec.CLASSES),
+        "sites": list(spec.SITES),
+    }
     (folder / "generative_model.json").write_text(json.dumps(meta, indent=2))
     (root / "README.txt").write_text(SIMULATED_NOTICE + "\n")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import stats
 
 from features.simulate import spec
 
@@ -72,8 +72,9 @@ def sample(n: int, seed: int) -> pd.DataFrame:
     for c in spec.CLASSES:
         idx = np.flatnonzero(cls == c)
         m, s = spec.AGE[c]
-        age[idx] = stats.truncnorm.rvs((lo - m) / s, (hi - m) / s, loc=m, scale=s,
-                                       size=idx.size, random_state=rng)
+        age[idx] = stats.truncnorm.rvs(
+            (lo - m) / s, (hi - m) / s, loc=m, scale=s, size=idx.size, random_state=rng
+        )
         male[idx] = rng.random(idx.size) < spec.P_MALE[c]
     df["age"] = np.round(age, 1)
     df["sex"] = np.where(male, "M", "F")
@@ -104,8 +105,9 @@ def _sample_continuous(df: pd.DataFrame, rng: np.random.Generator) -> None:
         chol = np.linalg.cholesky(_block_cov(feats, c))
         sub = df.iloc[idx]
         for j, f in enumerate(feats):
-            values[idx, j] = (_cont_mean(f, c, sub)
-                              + f.loading[c] * sub["severity"].to_numpy())
+            values[idx, j] = (
+                _cont_mean(f, c, sub) + f.loading[c] * sub["severity"].to_numpy()
+            )
         values[idx] += noise[idx] @ chol.T
     for j, f in enumerate(feats):
         x = np.exp(values[:, j]) if f.log else values[:, j]
@@ -132,8 +134,9 @@ def _precision(name: str) -> float:
     return 1e-6  # NIfTI maps are float32
 
 
-def _column_present(df: pd.DataFrame, column: str,
-                    rng: np.random.Generator) -> np.ndarray:
+def _column_present(
+    df: pd.DataFrame, column: str, rng: np.random.Generator
+) -> np.ndarray:
     p = df["diagnosis"].map(spec.COLUMN_AVAILABILITY[column]).to_numpy(dtype=float)
     return (rng.random(len(df)) < p) & df["avail_clinical"].to_numpy()
 
@@ -144,8 +147,11 @@ def _sample_clinical(df: pd.DataFrame, rng: np.random.Generator) -> None:
     for o in spec.ORDINALS:
         lam = cls.map(o.loading).to_numpy(dtype=float)
         sd = cls.map(o.sd).to_numpy(dtype=float)
-        latent = (cls.map(o.mean).to_numpy(dtype=float) + lam * df["severity"]
-                  + np.sqrt(sd**2 - lam**2) * rng.standard_normal(len(df)))
+        latent = (
+            cls.map(o.mean).to_numpy(dtype=float)
+            + lam * df["severity"]
+            + np.sqrt(sd**2 - lam**2) * rng.standard_normal(len(df))
+        )
         value = np.clip(_round(np.asarray(latent), o.step), o.lo, o.hi)
         df[o.name] = np.where(clinical, value, np.nan)
     df["edss"] = df["edss"].where(_column_present(df, "edss", rng))
@@ -176,7 +182,8 @@ def _sample_clinical(df: pd.DataFrame, rng: np.random.Generator) -> None:
         pos = median * np.exp(lam * df["severity"].to_numpy()[idx] + resid * logv[idx])
         lesion[idx] = np.where(zero[idx] < p0, 0.0, np.maximum(np.round(pos, 2), 0.01))
     df["t2_lesion_volume_ml"] = np.where(
-        _column_present(df, "t2_lesion_volume_ml", rng), lesion, np.nan)
+        _column_present(df, "t2_lesion_volume_ml", rng), lesion, np.nan
+    )
 
 
 def _cb_rate(cls: str, upper: bool) -> float:
@@ -192,15 +199,22 @@ def _sample_ncs(df: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndar
         for side in SIDES:
             key = f"ncs_{nerve}_{side}"
             mean = np.log(normal) + np.array(
-                [spec.CMAP_SHIFT.get(c, {}).get(nerve, 0.0) for c in cls])
+                [spec.CMAP_SHIFT.get(c, {}).get(nerve, 0.0) for c in cls]
+            )
             lam = np.array([spec.CMAP_LOADING[c] for c in cls])
             sd = np.array([spec.CMAP_SD[c] for c in cls])
-            amp = np.exp(mean + lam * sev
-                         + np.sqrt(sd**2 - lam**2) * rng.standard_normal(len(df)))
+            amp = np.exp(
+                mean
+                + lam * sev
+                + np.sqrt(sd**2 - lam**2) * rng.standard_normal(len(df))
+            )
             amp = np.maximum(np.round(amp, 2), 0.05)
             block = rng.random(len(df)) < np.array([_cb_rate(c, upper) for c in cls])
-            ratio = np.where(block, rng.beta(*spec.CB_RATIO_BLOCK, len(df)),
-                             rng.beta(*spec.CB_RATIO_NORMAL, len(df)))
+            ratio = np.where(
+                block,
+                rng.beta(*spec.CB_RATIO_BLOCK, len(df)),
+                rng.beta(*spec.CB_RATIO_NORMAL, len(df)),
+            )
             prox = np.maximum(np.round(amp * ratio, 2), 0.01)
             slow = rng.random(len(df)) < np.array([spec.P_CV_SLOW[c] for c in cls])
             (m_n, s_n), (m_s, s_s) = spec.CV_NORMAL[upper], spec.CV_SLOW[upper]
@@ -235,12 +249,17 @@ def _sample_pmri(df: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.nda
 
     nerve = sides(spec.PMRI_NERVE, spec.PMRI_NERVE_ONE_SIDE)
     muscle = sides(spec.PMRI_MUSCLE, spec.PMRI_MUSCLE_ONE_SIDE)
-    atrophy = muscle * (rng.random((n, 2)) < cls.map(spec.PMRI_ATROPHY).to_numpy(
-        dtype=float)[:, None])
+    atrophy = muscle * (
+        rng.random((n, 2)) < cls.map(spec.PMRI_ATROPHY).to_numpy(dtype=float)[:, None]
+    )
     thick = nerve * (rng.random((n, 2)) < spec.PMRI_THICKENING)
     return {
         f"pmri_{name}_{side}": np.where(avail, arr[:, k], np.nan)
         for k, side in enumerate(SIDES)
-        for name, arr in (("nerve", nerve), ("muscle", muscle),
-                          ("atrophy", atrophy), ("thickening", thick))
+        for name, arr in (
+            ("nerve", nerve),
+            ("muscle", muscle),
+            ("atrophy", atrophy),
+            ("thickening", thick),
+        )
     }

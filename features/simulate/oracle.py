@@ -53,13 +53,16 @@ def posterior(obs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _log_prior(obs: pd.DataFrame, c: str) -> np.ndarray:
-    mix = {s: spec.SITE_CLASS_MIX[s][c] / sum(spec.SITE_CLASS_MIX[s].values())
-           for s in spec.SITES}
+    mix = {
+        s: spec.SITE_CLASS_MIX[s][c] / sum(spec.SITE_CLASS_MIX[s].values())
+        for s in spec.SITES
+    }
     out = _log(obs["site"].map(mix).to_numpy(dtype=float))
     m, s = spec.AGE[c]
     lo, hi = spec.AGE_RANGE
-    out = out + stats.truncnorm.logpdf(obs["age"].to_numpy(), (lo - m) / s,
-                                       (hi - m) / s, loc=m, scale=s)
+    out = out + stats.truncnorm.logpdf(
+        obs["age"].to_numpy(), (lo - m) / s, (hi - m) / s, loc=m, scale=s
+    )
     male = obs["sex"].to_numpy() == "M"
     out = out + np.where(male, _log(spec.P_MALE[c]), _log(1 - spec.P_MALE[c]))
     site = obs["site"].to_numpy()
@@ -92,13 +95,15 @@ def _log_static(obs: pd.DataFrame, c: str) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             dens = stats.norm.logpdf(np.log(months), np.log(median), sd)
         rec = _log(spec.P_ONSET_RECORDED)
-        out += np.where(clinical, np.where(has, rec + dens,
-                                           _log(1 - spec.P_ONSET_RECORDED)), 0.0)
+        out += np.where(
+            clinical, np.where(has, rec + dens, _log(1 - spec.P_ONSET_RECORDED)), 0.0
+        )
         if c in spec.ONSET_REGION:
             probs = spec.ONSET_REGION[c]
             region = obs["onset_region"].to_numpy(dtype=object)
-            out += np.array([_log(probs[r]) if isinstance(r, str) else 0.0
-                             for r in region])
+            out += np.array(
+                [_log(probs[r]) if isinstance(r, str) else 0.0 for r in region]
+            )
         else:
             out += np.where(obs["onset_region"].notna(), -np.inf, 0.0)
     else:
@@ -120,11 +125,13 @@ def _log_ncs_static(obs: pd.DataFrame, c: str) -> np.ndarray:
             amp = obs[f"{key}_amp"].to_numpy(dtype=float)
             ratio = obs[f"{key}_prox_amp"].to_numpy(dtype=float) / amp
             ratio = np.clip(ratio, 1e-4, 1 - 1e-4)
-            mix = (q * stats.beta.pdf(ratio, *spec.CB_RATIO_BLOCK)
-                   + (1 - q) * stats.beta.pdf(ratio, *spec.CB_RATIO_NORMAL))
+            mix = q * stats.beta.pdf(ratio, *spec.CB_RATIO_BLOCK) + (
+                1 - q
+            ) * stats.beta.pdf(ratio, *spec.CB_RATIO_NORMAL)
             cv = obs[f"{key}_cv"].to_numpy(dtype=float)
-            cv_d = (slow * stats.norm.pdf(cv, m_s, s_s)
-                    + (1 - slow) * stats.norm.pdf(cv, m_n, s_n))
+            cv_d = slow * stats.norm.pdf(cv, m_s, s_s) + (1 - slow) * stats.norm.pdf(
+                cv, m_n, s_n
+            )
             term = _log(mix) + _log(cv_d)
             if upper:
                 term = term + stats.norm.logpdf(obs[f"{key}_fwave"], fm, fs)
@@ -137,16 +144,23 @@ def _log_pmri(obs: pd.DataFrame, c: str) -> np.ndarray:
         left = obs[f"pmri_{name}_left"].to_numpy(dtype=float)
         right = obs[f"pmri_{name}_right"].to_numpy(dtype=float)
         count = left + right
-        p = np.where(count == 0, 1 - p_any,
-                     np.where(count == 1, p_any * p_one / 2, p_any * (1 - p_one)))
+        p = np.where(
+            count == 0,
+            1 - p_any,
+            np.where(count == 1, p_any * p_one / 2, p_any * (1 - p_one)),
+        )
         return np.where(np.isnan(count), 0.0, _log(p))
 
     out = side_pattern("nerve", spec.PMRI_NERVE[c], spec.PMRI_NERVE_ONE_SIDE[c])
-    out = out + side_pattern("muscle", spec.PMRI_MUSCLE[c], spec.PMRI_MUSCLE_ONE_SIDE[c])
+    out = out + side_pattern(
+        "muscle", spec.PMRI_MUSCLE[c], spec.PMRI_MUSCLE_ONE_SIDE[c]
+    )
     for side in SIDES:
         muscle = obs[f"pmri_muscle_{side}"].to_numpy(dtype=float)
         atrophy = obs[f"pmri_atrophy_{side}"].to_numpy(dtype=float)
-        out = out + np.where(muscle == 1, _bernoulli(atrophy, spec.PMRI_ATROPHY[c]), 0.0)
+        out = out + np.where(
+            muscle == 1, _bernoulli(atrophy, spec.PMRI_ATROPHY[c]), 0.0
+        )
     return out
 
 
@@ -158,16 +172,20 @@ def _log_severity_terms(obs: pd.DataFrame, c: str, nodes: np.ndarray) -> np.ndar
     for f in spec.CONTINUOUS:
         by_modality.setdefault(f.modality, []).append(f)
     for feats in by_modality.values():
-        x = np.column_stack([
-            np.log(obs[f.name]) if f.log else obs[f.name] for f in feats]).astype(float)
+        x = np.column_stack(
+            [np.log(obs[f.name]) if f.log else obs[f.name] for f in feats]
+        ).astype(float)
         mean = np.column_stack([_cont_mean(f, c, obs) for f in feats])
         lam = np.array([f.loading[c] for f in feats])
         resid = x[:, None, :] - mean[:, None, :] - nodes[None, :, None] * lam
         if any(f.group for f in feats):  # correlated block: acquired as a whole
             chol = np.linalg.cholesky(_block_cov(feats, c))
             z = np.linalg.solve(chol, resid.reshape(-1, len(feats)).T).T
-            ll = (-0.5 * (z**2).sum(axis=1).reshape(n, nodes.size)
-                  - np.log(np.diag(chol)).sum() - 0.5 * len(feats) * _LOG_2PI)
+            ll = (
+                -0.5 * (z**2).sum(axis=1).reshape(n, nodes.size)
+                - np.log(np.diag(chol)).sum()
+                - 0.5 * len(feats) * _LOG_2PI
+            )
             out += np.where(np.isnan(ll), 0.0, ll)
         else:
             sd = np.array([f.residual_sd(c) for f in feats])
@@ -185,8 +203,9 @@ def _log_severity_terms(obs: pd.DataFrame, c: str, nodes: np.ndarray) -> np.ndar
     p0, median, sd, lam = spec.LESIONS[c]
     les = obs["t2_lesion_volume_ml"].to_numpy(dtype=float)[:, None]
     with np.errstate(divide="ignore"):
-        dens = stats.norm.logpdf(np.log(les), np.log(median) + lam * nodes[None, :],
-                                 np.sqrt(sd**2 - lam**2))
+        dens = stats.norm.logpdf(
+            np.log(les), np.log(median) + lam * nodes[None, :], np.sqrt(sd**2 - lam**2)
+        )
     lesion = np.where(les == 0, _log(p0), _log(1 - p0) + dens)
     out += np.where(np.isnan(les), 0.0, lesion)
     lam = spec.CMAP_LOADING[c]

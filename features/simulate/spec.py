@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 CLASSES: tuple[str, ...] = ("ALS", "MMN", "NMO", "MS", "HC")
 SITES: tuple[str, ...] = ("siteA", "siteB", "siteC", "siteD")
 MODALITIES: tuple[str, ...] = (
-    "clinical", "serum", "freesurfer", "dti", "qsm", "mrs", "ncs", "peripheral_mri",
+    "clinical",
+    "serum",
+    "freesurfer",
+    "dti",
+    "qsm",
+    "mrs",
+    "ncs",
+    "peripheral_mri",
 )
 REF_ETIV = 1520021.264474  # FreeSurfer sample subject "bert" (shared fixtures)
 
@@ -42,8 +49,13 @@ SITE_CLASS_MIX = {
 # Age at visit, years (truncated to 18-90): lit §8 ages at onset (ALS ~60-65, MMN ~40,
 # NMOSD ~43 +- 16, RRMS ~24-32) plus disease duration; HC recruited across the
 # studies (UE).
-AGE = {"ALS": (62.0, 10.0), "MMN": (46.0, 12.0), "NMO": (45.0, 14.0),
-       "MS": (35.0, 9.0), "HC": (55.0, 14.0)}
+AGE = {
+    "ALS": (62.0, 10.0),
+    "MMN": (46.0, 12.0),
+    "NMO": (45.0, 14.0),
+    "MS": (35.0, 9.0),
+    "HC": (55.0, 14.0),
+}
 AGE_RANGE = (18.0, 90.0)
 # P(male): lit §8 (ALS ~58 %; MMN M:F 2.7; NMOSD ~90 % women; RRMS ~2:1 women); HC UE.
 P_MALE = {"ALS": 0.58, "MMN": 2.7 / 3.7, "NMO": 0.10, "MS": 1 / 3, "HC": 0.45}
@@ -127,46 +139,103 @@ CONTINUOUS: tuple[Continuous, ...] = (
     # (Kleinveld 2024); RRMS 22 (Kuhle 2019 24-31 / Liu 15.8); NMOSD remission 18.0
     # (Liu 2021), attacks (81.7) through the severity loading. SDs from the IQRs.
     Continuous(
-        "nfl_pg_ml", "serum", True,
+        "nfl_pg_ml",
+        "serum",
+        True,
         mean=per_class(10.0, ALS=70.0, MMN=20.0, NMO=18.0, MS=22.0),
         sd=per_class(0.45, ALS=0.75, MMN=0.50, NMO=0.75, MS=0.60),
         loading=per_class(0.0, ALS=0.55, NMO=0.45, MS=0.35),
-        age_slope=NFL_AGE, ref_age=per_class(55.0, ALS=62.0, MMN=50.0, NMO=45.0,
-                                             MS=35.0), site="nfl",
+        age_slope=NFL_AGE,
+        ref_age=per_class(55.0, ALS=62.0, MMN=50.0, NMO=45.0, MS=35.0),
+        site="nfl",
         source="lit §1; r(NfL, severity) lit §9",
     ),
     # HC median 40, 2.5-97.5 % 14-155 -> log-SD 0.61, +1.5 ng/mL/year (Bojesen 2011);
-    # ALS plasma ~HC (Bombaci 2023; older age gives the seed AUC ~0.55-0.6); RRMS slightly raised (UE magnitude).
+    # ALS plasma ~HC (Bombaci 2023; their older age gives the seed AUC ~0.55-0.6);
+    # RRMS slightly raised (UE magnitude).
     Continuous(
-        "chi3l1_ng_ml", "serum", True,
-        mean=per_class(40.0, ALS=41.0, MS=46.0), sd=per_class(0.61),
-        age_slope=1.5 / 40.0, source="lit §2",
+        "chi3l1_ng_ml",
+        "serum",
+        True,
+        mean=per_class(40.0, ALS=41.0, MS=46.0),
+        sd=per_class(0.61),
+        age_slope=1.5 / 40.0,
+        source="lit §2",
     ),
     # MRS, SMA voxel (lit §3). HC NAA 10, Glu 8, GABA 1.25 (UE ranges); ALS Glu up,
     # NAA down in SMA (Sako 2021), GABA -16 % (Foerster 2012: 1.42 vs 1.70); MS Glx up
     # (Tisell 2013, NAWM; cortical magnitude UE). Cr: UE, no class effect.
-    Continuous("mrs_naa", "mrs", True, mean=per_class(10.0, ALS=9.3, MS=9.7),
-               sd=per_class(0.08, ALS=0.095), loading=per_class(0.0, ALS=-0.035),
-               site="mrs", source="lit §3"),
-    Continuous("mrs_glu", "mrs", True, mean=per_class(8.0, ALS=8.6, MS=8.5),
-               sd=per_class(0.10, ALS=0.11), site="mrs", source="lit §3"),
-    Continuous("mrs_gaba", "mrs", True, mean=per_class(1.25, ALS=1.05),
-               sd=per_class(0.18), site="mrs", source="lit §3 (Foerster 2012)"),
-    Continuous("mrs_cr", "mrs", True, mean=per_class(7.5), sd=per_class(0.08),
-               site="mrs", source="UE"),
+    Continuous(
+        "mrs_naa",
+        "mrs",
+        True,
+        mean=per_class(10.0, ALS=9.3, MS=9.7),
+        sd=per_class(0.08, ALS=0.095),
+        loading=per_class(0.0, ALS=-0.035),
+        site="mrs",
+        source="lit §3",
+    ),
+    Continuous(
+        "mrs_glu",
+        "mrs",
+        True,
+        mean=per_class(8.0, ALS=8.6, MS=8.5),
+        sd=per_class(0.10, ALS=0.11),
+        site="mrs",
+        source="lit §3",
+    ),
+    Continuous(
+        "mrs_gaba",
+        "mrs",
+        True,
+        mean=per_class(1.25, ALS=1.05),
+        sd=per_class(0.18),
+        site="mrs",
+        source="lit §3 (Foerster 2012)",
+    ),
+    Continuous(
+        "mrs_cr",
+        "mrs",
+        True,
+        mean=per_class(7.5),
+        sd=per_class(0.08),
+        site="mrs",
+        source="UE",
+    ),
     # Clinical continuous: FVC % predicted, ALS 101 (91-111) (Nitert 2022); others UE.
-    Continuous("fvc_pct", "clinical", False, mean=per_class(100.0),
-               sd=per_class(12.0, ALS=16.0), loading=per_class(0.0, ALS=-8.0),
-               source="lit §8; precentral GM tracks FVC lit §9"),
+    Continuous(
+        "fvc_pct",
+        "clinical",
+        False,
+        mean=per_class(100.0),
+        sd=per_class(12.0, ALS=16.0),
+        loading=per_class(0.0, ALS=-8.0),
+        source="lit §8; precentral GM tracks FVC lit §9",
+    ),
 )
 
 
-def _tract(name: str, metric: str, mean: dict, sd: dict, loading: dict | None,
-           slope: float, source: str) -> Continuous:
+def _tract(
+    name: str,
+    metric: str,
+    mean: dict,
+    sd: dict,
+    loading: dict | None,
+    slope: float,
+    source: str,
+) -> Continuous:
     return Continuous(
-        f"dti_{name}_{metric}", "dti", False, mean=mean, sd=sd,
-        loading=loading or per_class(0.0), age_slope=slope, site=metric,
-        group=f"{name[:-2]}_{metric}", rho=0.6, source=source,
+        f"dti_{name}_{metric}",
+        "dti",
+        False,
+        mean=mean,
+        sd=sd,
+        loading=loading or per_class(0.0),
+        age_slope=slope,
+        site=metric,
+        group=f"{name[:-2]}_{metric}",
+        rho=0.6,
+        source=source,
     )
 
 
@@ -175,47 +244,106 @@ for _side in ("l", "r"):
     # CST (lit §4): HC FA 0.55 +- 0.04, MD 0.75 (UE); ALS FA 5-10 % lower, MD 3-8 %
     # higher (Foerster 2012 meta, AUC 0.76); RRMS/NMOSD lower when lesioned (UE size).
     _DTI += [
-        _tract(f"cst_{_side}", "fa",
-               per_class(0.55, ALS=0.515, MS=0.535, NMO=0.54),
-               per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
-               per_class(0.0, ALS=-0.015, MS=-0.01), -0.001, "lit §4"),
-        _tract(f"cst_{_side}", "md",
-               per_class(0.75, ALS=0.79, MS=0.77, NMO=0.765),
-               per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
-               per_class(0.0, ALS=0.015), 0.001, "lit §4"),
+        _tract(
+            f"cst_{_side}",
+            "fa",
+            per_class(0.55, ALS=0.515, MS=0.535, NMO=0.54),
+            per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
+            per_class(0.0, ALS=-0.015, MS=-0.01),
+            -0.001,
+            "lit §4",
+        ),
+        _tract(
+            f"cst_{_side}",
+            "md",
+            per_class(0.75, ALS=0.79, MS=0.77, NMO=0.765),
+            per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
+            per_class(0.0, ALS=0.015),
+            0.001,
+            "lit §4",
+        ),
         # Optic radiation: control tract, affected in MS/NMOSD (lit §4 rows; UE size).
-        _tract(f"optic_radiation_{_side}", "fa",
-               per_class(0.50, MS=0.47, NMO=0.475), per_class(0.035), None, -0.001,
-               "lit §4 (UE size)"),
-        _tract(f"optic_radiation_{_side}", "md",
-               per_class(0.80, MS=0.84, NMO=0.83), per_class(0.04), None, 0.001,
-               "lit §4 (UE size)"),
+        _tract(
+            f"optic_radiation_{_side}",
+            "fa",
+            per_class(0.50, MS=0.47, NMO=0.475),
+            per_class(0.035),
+            None,
+            -0.001,
+            "lit §4 (UE size)",
+        ),
+        _tract(
+            f"optic_radiation_{_side}",
+            "md",
+            per_class(0.80, MS=0.84, NMO=0.83),
+            per_class(0.04),
+            None,
+            0.001,
+            "lit §4 (UE size)",
+        ),
     ]
 
 _QSM = []
 for _side in ("l", "r"):
-    _q = dict(modality="qsm", log=False, site="qsm", rho=0.7)
+    _q = {"modality": "qsm", "log": False, "site": "qsm", "rho": 0.7}
     _QSM += [
         # lit §6: HC SN 120-160, NMO higher (Pudlac 2020; size UE).
-        Continuous(f"qsm_substantia_nigra_{_side}", mean=per_class(140.0, NMO=162.0),
-                   sd=per_class(25.0), age_slope=0.5, group="qsm_sn",
-                   source="lit §6", **_q),
+        Continuous(
+            f"qsm_substantia_nigra_{_side}",
+            mean=per_class(140.0, NMO=162.0),
+            sd=per_class(25.0),
+            age_slope=0.5,
+            group="qsm_sn",
+            source="lit §6",
+            **_q,
+        ),
         # Thalamus: RRMS -7.5 vs HC -1.1 (Zivadinov 2018); NMO ~HC (Pudlac 2020).
-        Continuous(f"qsm_thalamus_{_side}", mean=per_class(-1.1, MS=-7.5),
-                   sd=per_class(6.0), group="qsm_thal", source="lit §6", **_q),
+        Continuous(
+            f"qsm_thalamus_{_side}",
+            mean=per_class(-1.1, MS=-7.5),
+            sd=per_class(6.0),
+            group="qsm_thal",
+            source="lit §6",
+            **_q,
+        ),
         # Putamen 50-90 rising with age (Treit 2021); RRMS basal ganglia 62 vs 54.8
         # (Zivadinov 2018); tracks EDSS in RRMS (Pudlac 2020) via the loading.
-        Continuous(f"qsm_putamen_{_side}", mean=per_class(70.0, MS=77.0),
-                   sd=per_class(15.0, MS=16.0), loading=per_class(0.0, MS=6.0),
-                   age_slope=0.6, group="qsm_put", source="lit §6, §9", **_q),
-        Continuous(f"qsm_pallidum_{_side}", mean=per_class(175.0, MS=182.0),
-                   sd=per_class(25.0), group="qsm_gp", source="lit §6 (UE)", **_q),
-        Continuous(f"qsm_caudate_{_side}", mean=per_class(60.0, MS=66.0),
-                   sd=per_class(12.0), group="qsm_cd", source="lit §6 (UE)", **_q),
+        Continuous(
+            f"qsm_putamen_{_side}",
+            mean=per_class(70.0, MS=77.0),
+            sd=per_class(15.0, MS=16.0),
+            loading=per_class(0.0, MS=6.0),
+            age_slope=0.6,
+            group="qsm_put",
+            source="lit §6, §9",
+            **_q,
+        ),
+        Continuous(
+            f"qsm_pallidum_{_side}",
+            mean=per_class(175.0, MS=182.0),
+            sd=per_class(25.0),
+            group="qsm_gp",
+            source="lit §6 (UE)",
+            **_q,
+        ),
+        Continuous(
+            f"qsm_caudate_{_side}",
+            mean=per_class(60.0, MS=66.0),
+            sd=per_class(12.0),
+            group="qsm_cd",
+            source="lit §6 (UE)",
+            **_q,
+        ),
         # ALS motor cortex 46 vs 35 (Schweitzer 2015, AUC 0.70).
-        Continuous(f"qsm_precentral_{_side}", mean=per_class(35.0, ALS=46.0),
-                   sd=per_class(14.0, ALS=15.0), loading=per_class(0.0, ALS=5.0),
-                   group="qsm_m1", source="lit §6", **_q),
+        Continuous(
+            f"qsm_precentral_{_side}",
+            mean=per_class(35.0, ALS=46.0),
+            sd=per_class(14.0, ALS=15.0),
+            loading=per_class(0.0, ALS=5.0),
+            group="qsm_m1",
+            source="lit §6",
+            **_q,
+        ),
     ]
 
 # FreeSurfer (lit §5). Volumes are bert's (FreeSurfer 7.2 sample subject) scaled by
@@ -223,42 +351,81 @@ for _side in ("l", "r"):
 # is set so that ~42 % of ALS fall below the HC 10th centile of the
 # precentral/precuneus ratio (Sako 2023 operating point, lit §5).
 BERT_VOLUMES = {
-    "precentral_l": 14392.0, "precentral_r": 14633.0,
-    "precuneus_l": 9091.0, "precuneus_r": 9961.0,
-    "thalamus_l": 8066.3, "thalamus_r": 8287.8, "caudate_l": 2975.2,
-    "caudate_r": 2895.6, "putamen_l": 5051.1, "putamen_r": 5180.4,
-    "pallidum_l": 2123.3, "pallidum_r": 2056.0, "total_gray": 675696.964762,
+    "precentral_l": 14392.0,
+    "precentral_r": 14633.0,
+    "precuneus_l": 9091.0,
+    "precuneus_r": 9961.0,
+    "thalamus_l": 8066.3,
+    "thalamus_r": 8287.8,
+    "caudate_l": 2975.2,
+    "caudate_r": 2895.6,
+    "putamen_l": 5051.1,
+    "putamen_r": 5180.4,
+    "pallidum_l": 2123.3,
+    "pallidum_r": 2056.0,
+    "total_gray": 675696.964762,
 }
 _FS_EFFECTS = {  # structure prefix: (class mean shifts in log units, sd, loading, rho)
-    "precentral": (per_class(1.0, ALS=math.exp(-0.07), MS=math.exp(-0.015)), 0.045,
-                   per_class(0.0, ALS=-0.02), 0.75),
+    "precentral": (
+        per_class(1.0, ALS=math.exp(-0.07), MS=math.exp(-0.015)),
+        0.045,
+        per_class(0.0, ALS=-0.02),
+        0.75,
+    ),
     "precuneus": (per_class(1.0, MS=math.exp(-0.02)), 0.045, per_class(0.0), 0.75),
-    "thalamus": (per_class(1.0, MS=math.exp(-0.07)), 0.07, per_class(0.0, MS=-0.02),
-                 0.8),  # RRMS atrophy (Pudlac 2020; size UE)
+    "thalamus": (
+        per_class(1.0, MS=math.exp(-0.07)),
+        0.07,
+        per_class(0.0, MS=-0.02),
+        0.8,
+    ),  # RRMS atrophy (Pudlac 2020; size UE)
     "putamen": (per_class(1.0, MS=math.exp(-0.05)), 0.07, per_class(0.0), 0.8),
     "caudate": (per_class(1.0, MS=math.exp(-0.03)), 0.08, per_class(0.0), 0.8),
     "pallidum": (per_class(1.0), 0.08, per_class(0.0), 0.8),
-    "total_gray": (per_class(1.0, ALS=math.exp(-0.01), MS=math.exp(-0.03)), 0.05,
-                   per_class(0.0, ALS=-0.01), 0.0),
+    "total_gray": (
+        per_class(1.0, ALS=math.exp(-0.01), MS=math.exp(-0.03)),
+        0.05,
+        per_class(0.0, ALS=-0.01),
+        0.0,
+    ),
 }
 _FS = []
 for _key, _ref in BERT_VOLUMES.items():
     _prefix = _key.rsplit("_", 1)[0] if _key != "total_gray" else "total_gray"
     _shift, _sd, _lam, _rho = _FS_EFFECTS[_prefix]
-    _FS.append(Continuous(
-        f"fs_{_key}_mm3", "freesurfer", True,
-        mean={c: _ref * _shift[c] for c in CLASSES}, sd=per_class(_sd), loading=_lam,
-        age_slope=-0.003, site="logvol", etiv=1.0,
-        group=None if _rho == 0 else f"fs_{_prefix}", rho=_rho, source="lit §5",
-    ))
+    _FS.append(
+        Continuous(
+            f"fs_{_key}_mm3",
+            "freesurfer",
+            True,
+            mean={c: _ref * _shift[c] for c in CLASSES},
+            sd=per_class(_sd),
+            loading=_lam,
+            age_slope=-0.003,
+            site="logvol",
+            etiv=1.0,
+            group=None if _rho == 0 else f"fs_{_prefix}",
+            rho=_rho,
+            source="lit §5",
+        )
+    )
 for _side, _bert in (("l", 2.60273), ("r", 2.59422)):
     # Mean thickness ~2.5 +- 0.15 mm (UE); reduced in ALS, not in mimics (Walhout).
-    _FS.append(Continuous(
-        f"fs_mean_thickness_{_side}_mm", "freesurfer", False,
-        mean=per_class(2.50, ALS=2.46, MS=2.45), sd=per_class(0.12),
-        loading=per_class(0.0, ALS=-0.02), age_slope=-0.004, site="thickness",
-        group="fs_thickness", rho=0.85, source="lit §5",
-    ))
+    _FS.append(
+        Continuous(
+            f"fs_mean_thickness_{_side}_mm",
+            "freesurfer",
+            False,
+            mean=per_class(2.50, ALS=2.46, MS=2.45),
+            sd=per_class(0.12),
+            loading=per_class(0.0, ALS=-0.02),
+            age_slope=-0.004,
+            site="thickness",
+            group="fs_thickness",
+            rho=0.85,
+            source="lit §5",
+        )
+    )
 CONTINUOUS = CONTINUOUS + tuple(_DTI) + tuple(_QSM) + tuple(_FS)
 
 
@@ -280,23 +447,50 @@ ORDINALS: tuple[Ordinal, ...] = (
     # ALSFRS-R: ALS first visit median 41 (38-44) (Nitert 2022); MMN 44-47; others
     # near 48 (UE); r(NfL, ALSFRS-R) ~ -0.31 (lit §9) through the loading.
     # Research controls are older adults: some lose a point or two (UE).
-    Ordinal("alsfrs_r", 0, 48, 1, per_class(46.5, ALS=41.0, MMN=45.0, NMO=45.0,
-                                            HC=48.0),
-            per_class(2.0, ALS=4.8, NMO=3.0, HC=1.2),
-            per_class(0.0, ALS=-3.5, MMN=-1.0, NMO=-1.0), "lit §8"),
+    Ordinal(
+        "alsfrs_r",
+        0,
+        48,
+        1,
+        per_class(46.5, ALS=41.0, MMN=45.0, NMO=45.0, HC=48.0),
+        per_class(2.0, ALS=4.8, NMO=3.0, HC=1.2),
+        per_class(0.0, ALS=-3.5, MMN=-1.0, NMO=-1.0),
+        "lit §8",
+    ),
     # MRC sum: HC 60; ALS ~50 +- 7; MMN ~54 +- 4; MS/NMO ~57 +- 3 (UE, lit §8).
-    Ordinal("mrc_sum", 0, 60, 1, per_class(57.0, ALS=50.0, MMN=54.0, HC=60.0),
-            per_class(3.0, ALS=7.0, MMN=4.0, HC=1.0),
-            per_class(0.0, ALS=-5.0, MMN=-1.5), "lit §8 (UE)"),
+    Ordinal(
+        "mrc_sum",
+        0,
+        60,
+        1,
+        per_class(57.0, ALS=50.0, MMN=54.0, HC=60.0),
+        per_class(3.0, ALS=7.0, MMN=4.0, HC=1.0),
+        per_class(0.0, ALS=-5.0, MMN=-1.5),
+        "lit §8 (UE)",
+    ),
     # Penn UMN: ALS median ~8 (3-14), LMN-dominant ALS near 0 (Kleinveld 2024);
     # MMN 0 (exclusion criterion); MS/NMO 2-6; HC 0, brisk reflexes in some (UE).
-    Ordinal("penn_umn", 0, 32, 1, per_class(4.0, ALS=7.5, MMN=-3.0, HC=-0.5),
-            per_class(3.0, ALS=7.0, MMN=1.0, NMO=3.5, HC=1.5),
-            per_class(0.0, ALS=4.5), "lit §8 (UE)"),
+    Ordinal(
+        "penn_umn",
+        0,
+        32,
+        1,
+        per_class(4.0, ALS=7.5, MMN=-3.0, HC=-0.5),
+        per_class(3.0, ALS=7.0, MMN=1.0, NMO=3.5, HC=1.5),
+        per_class(0.0, ALS=4.5),
+        "lit §8 (UE)",
+    ),
     # EDSS: RRMS 1.9 +- 0.9; NMOSD AQP4+ median 3.5 (lit §8); ALS/MMN UE; HC 0.
-    Ordinal("edss", 0, 10, 0.5, per_class(3.0, MMN=2.0, NMO=3.5, MS=1.9, HC=-0.5),
-            per_class(1.5, MMN=1.0, NMO=1.6, MS=0.9, HC=0.5),
-            per_class(0.0, NMO=0.9, MS=0.5), "lit §8, §9"),
+    Ordinal(
+        "edss",
+        0,
+        10,
+        0.5,
+        per_class(3.0, MMN=2.0, NMO=3.5, MS=1.9, HC=-0.5),
+        per_class(1.5, MMN=1.0, NMO=1.6, MS=0.9, HC=0.5),
+        per_class(0.0, NMO=0.9, MS=0.5),
+        "lit §8, §9",
+    ),
 )
 
 
@@ -311,31 +505,57 @@ class Binary:
 
 
 BINARIES: tuple[Binary, ...] = (
-    Binary("anti_gm1_igm", "serum", per_class(0.10, ALS=0.19, MMN=0.50, HC=0.05),
-           "lit §7 (JNNP 2014); HC UE"),
-    Binary("aqp4_igg", "serum", per_class(0.0, NMO=0.73),
-           "lit §7 (Jarius 2012; Waters 2012)"),
-    Binary("oligoclonal_bands", "serum", per_class(0.03, MS=0.90, NMO=0.13),
-           "lit §7 (Dobson 2013)"),
-    Binary("lmn_signs", "clinical", per_class(0.10, ALS=0.85, MMN=0.95, HC=0.05),
-           "UE (domain.md: ALS needs LMN signs; MMN is pure LMN)"),
+    Binary(
+        "anti_gm1_igm",
+        "serum",
+        per_class(0.10, ALS=0.19, MMN=0.50, HC=0.05),
+        "lit §7 (JNNP 2014); HC UE",
+    ),
+    Binary(
+        "aqp4_igg",
+        "serum",
+        per_class(0.0, NMO=0.73),
+        "lit §7 (Jarius 2012; Waters 2012)",
+    ),
+    Binary(
+        "oligoclonal_bands",
+        "serum",
+        per_class(0.03, MS=0.90, NMO=0.13),
+        "lit §7 (Dobson 2013)",
+    ),
+    Binary(
+        "lmn_signs",
+        "clinical",
+        per_class(0.10, ALS=0.85, MMN=0.95, HC=0.05),
+        "UE (domain.md: ALS needs LMN signs; MMN is pure LMN)",
+    ),
 )
 
 # Months since onset, log-normal (median, log-SD): ALS ~1 year diagnostic delay
 # (domain.md, Nitert 2022); MMN slowly progressive over years; MS/NMO UE. HC: none.
 P_ONSET_RECORDED = 0.9  # onset date/region recorded for a patient (UE)
-MONTHS_SINCE_ONSET = {"ALS": (12.0, 0.6), "MMN": (72.0, 0.8), "NMO": (48.0, 1.0),
-                      "MS": (60.0, 0.9)}
+MONTHS_SINCE_ONSET = {
+    "ALS": (12.0, 0.6),
+    "MMN": (72.0, 0.8),
+    "NMO": (48.0, 1.0),
+    "MS": (60.0, 0.9),
+}
 # Onset region of motor symptoms (ALS ~30 % bulbar, Logroscino 2010 [UE split of
 # limbs]; MMN upper-limb predominant, no marked bulbar involvement: EFNS/PNS).
-ONSET_REGION = {"ALS": {"bulbar": 0.30, "upper_limb": 0.40, "lower_limb": 0.30},
-                "MMN": {"bulbar": 0.0, "upper_limb": 0.85, "lower_limb": 0.15}}
+ONSET_REGION = {
+    "ALS": {"bulbar": 0.30, "upper_limb": 0.40, "lower_limb": 0.30},
+    "MMN": {"bulbar": 0.0, "upper_limb": 0.85, "lower_limb": 0.15},
+}
 # T2 lesion volume, mL: zero-inflated log-normal (P(0), median, log-SD, loading).
 # RRMS 10 +- 11 mL (-> median 6.7, log-SD 0.89); NMOSD brain lesions in ~51 %,
 # small; ALS/MMN/HC ~0-2 mL (lit §8). r(NfL, lesions) ~0.6 in MS (lit §9).
-LESIONS = {"ALS": (0.60, 0.5, 0.8, 0.0), "MMN": (0.60, 0.5, 0.8, 0.0),
-           "NMO": (0.49, 1.0, 0.9, 0.0), "MS": (0.02, 6.7, 0.89, 0.5),
-           "HC": (0.65, 0.5, 0.8, 0.0)}
+LESIONS = {
+    "ALS": (0.60, 0.5, 0.8, 0.0),
+    "MMN": (0.60, 0.5, 0.8, 0.0),
+    "NMO": (0.49, 1.0, 0.9, 0.0),
+    "MS": (0.02, 6.7, 0.89, 0.5),
+    "HC": (0.65, 0.5, 0.8, 0.0),
+}
 
 # --- nerve conduction (lit §7) ----------------------------------------------------
 MOTOR_NERVES = {  # nerve: (distal site, proximal site, normal CMAP mV, upper limb)
@@ -369,14 +589,25 @@ CV_SLOW = {True: (36.0, 5.0), False: (30.0, 4.0)}
 P_CV_SLOW = per_class(0.0, MMN=0.30)
 # Minimal F-wave latency, median and ulnar: HC 25.4 +- 2.4 ms (Muscle Nerve 2024);
 # ALS and MMN prolongation UE.
-F_WAVE = {"ALS": (27.0, 3.0), "MMN": (29.0, 4.0), "NMO": (25.5, 2.4),
-          "MS": (25.5, 2.4), "HC": (25.4, 2.4)}
+F_WAVE = {
+    "ALS": (27.0, 3.0),
+    "MMN": (29.0, 4.0),
+    "NMO": (25.5, 2.4),
+    "MS": (25.5, 2.4),
+    "HC": (25.4, 2.4),
+}
 # Class-independent (and so not informative): distal latency (UE), SNAP amplitudes
 # (sensory NCS abnormal ALS 0-3 %, MMN 0 %, HC ~2.5 %: near-equal, lit §7).
-DISTAL_LATENCY = {"median": (3.6, 0.4), "ulnar": (2.8, 0.3), "peroneal": (4.5, 0.6),
-                  "tibial": (4.2, 0.6)}
-SENSORY_NERVES = {"median_sensory": ("digit_ii", 30.0, 0.35, 55.0),
-                  "sural": ("calf", 15.0, 0.40, 48.0)}  # site, uV, log-SD, CV (UE)
+DISTAL_LATENCY = {
+    "median": (3.6, 0.4),
+    "ulnar": (2.8, 0.3),
+    "peroneal": (4.5, 0.6),
+    "tibial": (4.2, 0.6),
+}
+SENSORY_NERVES = {
+    "median_sensory": ("digit_ii", 30.0, 0.35, 55.0),
+    "sural": ("calf", 15.0, 0.40, 48.0),
+}  # site, uV, log-SD, CV (UE)
 
 # --- peripheral nerve / muscle MRI (lit §8; Staff, Muscle Nerve 2015) --------------
 # Nerve changes ALS 58 % / MMN 63 %; muscle changes 57 % / 33 %; no atrophy in MMN.

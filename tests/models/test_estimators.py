@@ -43,9 +43,19 @@ def test_pipelines_handle_missing_values(family):
     X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["nfl_pg_ml", "b", "c"])
     X.iloc[::4, 1] = np.nan
     y = np.repeat(["ALS", "HC", "MS"], 20)
-    params = {"C": 1.0, "l1_ratio": 0.5} if family == "logreg" else {
-        "n_estimators": 20, "max_depth": 2, "learning_rate": 0.3, "subsample": 1.0,
-        "colsample_bytree": 1.0, "min_child_weight": 1.0, "reg_lambda": 1.0}
+    params = (
+        {"C": 1.0, "l1_ratio": 0.5}
+        if family == "logreg"
+        else {
+            "n_estimators": 20,
+            "max_depth": 2,
+            "learning_rate": 0.3,
+            "subsample": 1.0,
+            "colsample_bytree": 1.0,
+            "min_child_weight": 1.0,
+            "reg_lambda": 1.0,
+        }
+    )
     pipe = make_pipeline(family, params, list(X.columns)).fit(X, y)
     proba = pipe.predict_proba(X)
     assert proba.shape == (60, 3)

@@ -39,14 +39,24 @@ def test_predict_names_missing_columns(bundle, table):
         predict(bundle, table.drop(columns=["nfl_pg_ml"]), source="my.csv")
 
 
-def test_cli_score_matches_python_and_refuses_overwrite(bundle, trained, table,
-                                                        tmp_path):
+def test_cli_score_matches_python_and_refuses_overwrite(
+    bundle, trained, table, tmp_path
+):
     _, cfg = trained
     features = tmp_path / "features.parquet"
     table.to_parquet(features)
     out = tmp_path / "pred.csv"
-    args = ["score", "--model", bundle.uri, "--tracking-uri", cfg.tracking_uri,
-            "--features", str(features), "--out", str(out)]
+    args = [
+        "score",
+        "--model",
+        bundle.uri,
+        "--tracking-uri",
+        cfg.tracking_uri,
+        "--features",
+        str(features),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     cli = pd.read_csv(out)
     np.testing.assert_allclose(cli["p_ALS"], predict(bundle, table)["p_ALS"])
@@ -62,8 +72,9 @@ def test_explain_writes_self_contained_report(bundle, table, tmp_path):
     assert exp.values.shape == (8, len(bundle.feature_columns), len(bundle.classes))
     # Efficiency: base value + sum of SHAP values = predicted probability.
     proba = predict(bundle, sub)[[f"p_{c}" for c in bundle.classes]].to_numpy()
-    np.testing.assert_allclose(exp.base_values + exp.values.sum(axis=1), proba,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        exp.base_values + exp.values.sum(axis=1), proba, atol=1e-6
+    )
     out = write_report(bundle, sub, tmp_path / "report.html")
     page = out.read_text()
     assert page.count('src="data:image/png;base64,') >= 2 + len(sub)

@@ -27,7 +27,8 @@ def test_run_tracks_nested_cv_and_registers_champion(trained):
     assert "oracle_macro_auc" in run.data.metrics
     children = mlflow.search_runs(
         experiment_ids=[run.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
+        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
+    )
     assert len(children) == 2  # one nested run per model family
     info = mlflow.models.get_model_info(result.model_uri)
     assert info.metadata["classes"] == ["ALS", "MMN", "NMO", "MS", "HC"]
@@ -48,11 +49,14 @@ def test_cli_builds_frozen_config():
         cfg.seed = 1  # frozen
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"models": ("svm_typo",)}, "unknown model families"),
-    ({"outer_folds": 1}, "at least 2 folds"),
-    ({"n_trials": 0}, "at least 1 Optuna trial"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"models": ("svm_typo",)}, "unknown model families"),
+        ({"outer_folds": 1}, "at least 2 folds"),
+        ({"n_trials": 0}, "at least 1 Optuna trial"),
+    ],
+)
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
