@@ -81,7 +81,7 @@ def _subject_imaging(
                 raise
             issues.append(
                 Issue(
-                    file=modality,
+                    file=f"derivatives/{modality}",
                     participant_id=pid,
                     column=modality,
                     value="",

@@ -99,7 +99,7 @@ def _rows(obs: pd.DataFrame) -> list[dict]:
 
 
 def _tsv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, sep="\t", index=False, na_rep="", float_format="%.6g")
+    frame.to_csv(path, sep="\t", index=False, na_rep="", float_format="%.10g")
 
 
 def _posneg(x: pd.Series, yes: str = "positive", no: str = "negative") -> pd.Series:
