@@ -175,9 +175,21 @@ def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
     return out.apply(pd.to_numeric, errors="coerce").astype(float)
 
 
+# Defined only for patients (controls have no onset): their mere presence would
+# identify the controls, so they are reported but are not model inputs.
+PATIENT_ONLY = (
+    "months_since_onset",
+    "alsfrs_r_progression_rate",
+    "onset_bulbar",
+    "onset_upper_limb",
+    "onset_lower_limb",
+)
+
+
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The model inputs: every column except metadata, QC flags and sources."""
-    skip = set(META_COLUMNS) | {"sex"}
+    """The model inputs: every numeric column except metadata, QC flags and the
+    patient-only history columns (:data:`PATIENT_ONLY`)."""
+    skip = set(META_COLUMNS) | {"sex"} | set(PATIENT_ONLY)
     return [
         c
         for c in table.columns
@@ -206,21 +218,11 @@ def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> P
     return out
 
 
-def modality_columns(table: pd.DataFrame) -> dict[str, list[str]]:
-    """Feature columns grouped by modality prefix (for reports)."""
-    groups: dict[str, list[str]] = {}
-    for c in feature_columns(table):
-        prefix = c.split("_")[0]
-        groups.setdefault(prefix, []).append(c)
-    return groups
-
-
 __all__ = [
     "Extraction",
     "META_COLUMNS",
     "MODALITIES",
     "extract_features",
     "feature_columns",
-    "modality_columns",
     "write_table",
 ]

@@ -394,7 +394,8 @@ def _write_truth(
 ) -> None:
     folder = root / "simulation"
     folder.mkdir()
-    truth = pd.concat([obs[["participant_id", "diagnosis", "severity"]], post], axis=1)
+    ids = obs[["participant_id", "diagnosis", "phenotype", "severity"]]
+    truth = pd.concat([ids, post], axis=1)
     _tsv(truth, folder / "truth.tsv")
     _tsv(obs, folder / "observed_values.tsv")
     meta = {
@@ -404,6 +405,15 @@ def _write_truth(
         "model_version": model_version(),
         "classes": list(spec.CLASSES),
         "sites": list(spec.SITES),
+        "phenotypes": spec.PHENOTYPES,
+        "truth_columns": {
+            "diagnosis": "the class the subject was drawn from",
+            "phenotype": "the phenotype within the class (e.g. ALS_LMN)",
+            "severity": "latent disease severity s ~ N(0, 1)",
+            "p_<CLASS>": "Bayes-optimal posterior given every value in the cohort's "
+            "files except the patient-only history columns (months_since_onset, "
+            "onset_region), which the default model does not use either",
+        },
     }
     (folder / "generative_model.json").write_text(json.dumps(meta, indent=2))
     (root / "README.txt").write_text(SIMULATED_NOTICE + "\n")

@@ -33,16 +33,20 @@ def _block_cov(features: list[spec.Continuous], cls: str) -> np.ndarray:
     return cov
 
 
-def _cont_mean(f: spec.Continuous, cls: str, frame: pd.DataFrame) -> np.ndarray:
-    """Mean on the modelled scale for each row of ``frame`` (class ``cls``)."""
-    mu = f.mu(cls) + f.age_slope * (frame["age"].to_numpy() - f.ref_age[cls])
-    mu = mu + f.male * (frame["sex"].to_numpy() == "M")
+def _cont_parts(
+    f: spec.Continuous, unit: str, frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean on the modelled scale of each row of ``frame`` for class/phenotype
+    ``unit``, as (control mean with covariate offsets, class effect)."""
+    age = frame["age"].to_numpy()
+    own = f.mu(unit) + f.age_slope * (age - f.ref_age[unit])
+    control = f.mu("HC") + f.age_slope * (age - f.ref_age["HC"])
+    common = f.male * (frame["sex"].to_numpy() == "M")
     if f.site is not None:
-        offsets = spec.SITE_OFFSETS[f.site]
-        mu = mu + frame["site"].map(offsets).to_numpy(dtype=float)
+        common = common + frame["site"].map(spec.SITE_OFFSETS[f.site]).to_numpy(float)
     if f.etiv:
-        mu = mu + f.etiv * np.log(frame["etiv"].to_numpy() / spec.REF_ETIV)
-    return mu
+        common = common + f.etiv * np.log(frame["etiv"].to_numpy() / spec.REF_ETIV)
+    return control + common, own - control
 
 
 def _availability_p(modality: str, cls: str, site: np.ndarray) -> np.ndarray:
@@ -65,7 +69,11 @@ def sample(n: int, seed: int) -> pd.DataFrame:
         idx = np.flatnonzero(site == s)
         mix = np.array([spec.SITE_CLASS_MIX[s][c] for c in spec.CLASSES])
         cls[idx] = rng.choice(spec.CLASSES, size=idx.size, p=mix / mix.sum())
-    df = pd.DataFrame({"diagnosis": cls, "site": site})
+    pheno = cls.copy()
+    for c, mix in spec.PHENOTYPES.items():
+        idx = np.flatnonzero(cls == c)
+        pheno[idx] = rng.choice(list(mix), size=idx.size, p=list(mix.values()))
+    df = pd.DataFrame({"diagnosis": cls, "phenotype": pheno, "site": site})
     lo, hi = spec.AGE_RANGE
     age = np.empty(n)
     male = np.empty(n, dtype=bool)
@@ -100,14 +108,14 @@ def _sample_continuous(df: pd.DataFrame, rng: np.random.Generator) -> None:
     feats = list(spec.CONTINUOUS)
     values = np.full((len(df), len(feats)), np.nan)
     noise = rng.standard_normal((len(df), len(feats)))
-    for c in spec.CLASSES:
-        idx = np.flatnonzero(df["diagnosis"].to_numpy() == c)
+    for c in spec.UNITS:
+        idx = np.flatnonzero(df["phenotype"].to_numpy() == c)
         chol = np.linalg.cholesky(_block_cov(feats, c))
         sub = df.iloc[idx]
+        sev = sub["severity"].to_numpy()
         for j, f in enumerate(feats):
-            values[idx, j] = (
-                _cont_mean(f, c, sub) + f.loading[c] * sub["severity"].to_numpy()
-            )
+            control, effect = _cont_parts(f, c, sub)
+            values[idx, j] = control + effect + f.loading[c] * sev
         values[idx] += noise[idx] @ chol.T
     for j, f in enumerate(feats):
         x = np.exp(values[:, j]) if f.log else values[:, j]
@@ -144,11 +152,12 @@ def _column_present(
 def _sample_clinical(df: pd.DataFrame, rng: np.random.Generator) -> None:
     cls = df["diagnosis"]
     clinical = df["avail_clinical"].to_numpy()
+    pheno = df["phenotype"]
     for o in spec.ORDINALS:
-        lam = cls.map(o.loading).to_numpy(dtype=float)
-        sd = cls.map(o.sd).to_numpy(dtype=float)
+        lam = pheno.map(o.loading).to_numpy(dtype=float)
+        sd = pheno.map(o.sd).to_numpy(dtype=float)
         latent = (
-            cls.map(o.mean).to_numpy(dtype=float)
+            pheno.map(o.mean).to_numpy(dtype=float)
             + lam * df["severity"]
             + np.sqrt(sd**2 - lam**2) * rng.standard_normal(len(df))
         )
@@ -193,16 +202,15 @@ def _cb_rate(cls: str, upper: bool) -> float:
 def _sample_ncs(df: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
     out = {}
     cls = df["diagnosis"].to_numpy()
+    unit = df["phenotype"].to_numpy()
     avail = df["avail_ncs"].to_numpy()
     sev = df["severity"].to_numpy()
     for nerve, (_, _, normal, upper) in spec.MOTOR_NERVES.items():
         for side in SIDES:
             key = f"ncs_{nerve}_{side}"
-            mean = np.log(normal) + np.array(
-                [spec.CMAP_SHIFT.get(c, {}).get(nerve, 0.0) for c in cls]
-            )
-            lam = np.array([spec.CMAP_LOADING[c] for c in cls])
-            sd = np.array([spec.CMAP_SD[c] for c in cls])
+            mean = np.log(normal) + np.array([spec.cmap_shift(u, nerve) for u in unit])
+            lam = np.array([spec.CMAP_LOADING[u] for u in unit])
+            sd = np.array([spec.CMAP_SD[u] for u in unit])
             amp = np.exp(
                 mean
                 + lam * sev

@@ -22,7 +22,7 @@ from features.simulate.generative import (
     _availability_p,
     _block_cov,
     _cb_rate,
-    _cont_mean,
+    _cont_parts,
 )
 
 _LOG_2PI = np.log(2 * np.pi)
@@ -33,28 +33,77 @@ def _log(p: np.ndarray | float) -> np.ndarray:
         return np.log(p)
 
 
-def posterior(obs: pd.DataFrame) -> pd.DataFrame:
+def posterior(
+    obs: pd.DataFrame, *, history: bool = False, covariates: bool = True
+) -> pd.DataFrame:
     """Return ``p_<CLASS>`` columns: the exact posterior for each row of ``obs``.
 
     Parameters
     ----------
     obs : DataFrame
         The output of :func:`features.simulate.generative.sample`.
+    history : bool
+        Also condition on ``months_since_onset`` and ``onset_region``. They are
+        recorded only for patients, so their mere presence identifies controls; the
+        default model leaves them out (``features.extract.PATIENT_ONLY``) and so,
+        by default, does the oracle it is compared with.
+    covariates : bool
+        Condition on site, age, sex and which modalities were acquired. Without
+        them the classes are equally likely a priori and only measured values
+        count: the setting of published single- and multi-marker AUCs (see
+        :func:`observe_only`).
     """
     nodes, weights = np.polynomial.hermite_e.hermegauss(N_QUADRATURE)
     log_w = np.log(weights) - 0.5 * _LOG_2PI
     logp = np.empty((len(obs), len(spec.CLASSES)))
     for k, c in enumerate(spec.CLASSES):
-        flat = _log_prior(obs, c) + _log_static(obs, c)
-        by_s = _log_severity_terms(obs, c, nodes)
-        logp[:, k] = flat + special.logsumexp(by_s + log_w, axis=1)
+        flat = _log_static(obs, c, availability=covariates)
+        if covariates:
+            flat = flat + _log_prior(obs, c)
+        if history:
+            flat = flat + _log_history(obs, c)
+        mixture = [  # p(values | class) sums over the class's phenotypes
+            np.log(share)
+            + special.logsumexp(_log_severity_terms(obs, u, nodes) + log_w, axis=1)
+            for u, share in spec.PHENOTYPES.get(c, {c: 1.0}).items()
+        ]
+        logp[:, k] = flat + special.logsumexp(np.array(mixture), axis=0)
     post = np.exp(logp - special.logsumexp(logp, axis=1, keepdims=True))
     return pd.DataFrame(post, index=obs.index, columns=[f"p_{c}" for c in spec.CLASSES])
 
 
+def value_columns(obs: pd.DataFrame, modality: str) -> list[str]:
+    """The columns of ``obs`` holding the measured values of ``modality``."""
+    cols = [f.name for f in spec.CONTINUOUS if f.modality == modality]
+    cols += [b.name for b in spec.BINARIES if b.table == modality]
+    if modality == "clinical":
+        cols += [o.name for o in spec.ORDINALS] + ["t2_lesion_volume_ml"]
+        cols += ["months_since_onset", "onset_region"]
+    prefix = {"ncs": "ncs_", "peripheral_mri": "pmri_"}.get(modality)
+    if prefix:
+        cols += [c for c in obs.columns if c.startswith(prefix)]
+    return cols
+
+
+def observe_only(obs: pd.DataFrame, modalities: set[str]) -> pd.DataFrame:
+    """A copy of ``obs`` in which only ``modalities`` were measured.
+
+    With ``posterior(..., covariates=False)`` this gives the Bayes-optimal
+    classifier that sees only those markers, e.g. ``{"mrs", "dti"}``.
+    """
+    out = obs.copy()
+    for m in spec.MODALITIES:
+        if m not in modalities:
+            for col in value_columns(obs, m):
+                out[col] = None if col == "onset_region" else np.nan
+            out[f"avail_{m}"] = False
+    return out
+
+
 def _log_prior(obs: pd.DataFrame, c: str) -> np.ndarray:
     mix = {
-        s: spec.SITE_CLASS_MIX[s][c] / sum(spec.SITE_CLASS_MIX[s].values())
+        s: spec.SITE_CLASS_MIX[s][c]
+        / sum(spec.SITE_CLASS_MIX[s][k] for k in spec.CLASSES)
         for s in spec.SITES
     }
     out = _log(obs["site"].map(mix).to_numpy(dtype=float))
@@ -79,15 +128,23 @@ def _bernoulli(x: np.ndarray, p: float | np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), 0.0, val)
 
 
-def _log_static(obs: pd.DataFrame, c: str) -> np.ndarray:
+def _log_static(obs: pd.DataFrame, c: str, availability: bool = True) -> np.ndarray:
     """Terms that do not depend on severity."""
     clinical = obs["avail_clinical"].to_numpy()
     out = np.zeros(len(obs))
-    for col, p in spec.COLUMN_AVAILABILITY.items():
+    for col, p in spec.COLUMN_AVAILABILITY.items() if availability else ():
         present = ~np.isnan(obs[col].to_numpy(dtype=float))
         out += np.where(clinical, np.where(present, _log(p[c]), _log(1 - p[c])), 0.0)
     for b in spec.BINARIES:
         out += _bernoulli(obs[b.name].to_numpy(dtype=float), b.p[c])
+    out += _log_ncs_static(obs, c) + _log_pmri(obs, c)
+    return out
+
+
+def _log_history(obs: pd.DataFrame, c: str) -> np.ndarray:
+    """Months since onset and onset region: recorded only for patients."""
+    clinical = obs["avail_clinical"].to_numpy()
+    out = np.zeros(len(obs))
     months = obs["months_since_onset"].to_numpy(dtype=float)
     has = ~np.isnan(months)
     if c in spec.MONTHS_SINCE_ONSET:
@@ -108,7 +165,6 @@ def _log_static(obs: pd.DataFrame, c: str) -> np.ndarray:
             out += np.where(obs["onset_region"].notna(), -np.inf, 0.0)
     else:
         out += np.where(has, -np.inf, 0.0)
-    out += _log_ncs_static(obs, c) + _log_pmri(obs, c)
     return out
 
 
@@ -164,8 +220,9 @@ def _log_pmri(obs: pd.DataFrame, c: str) -> np.ndarray:
     return out
 
 
-def _log_severity_terms(obs: pd.DataFrame, c: str, nodes: np.ndarray) -> np.ndarray:
-    """log p(severity-dependent values | c, s) at each quadrature node: (n, K)."""
+def _log_severity_terms(obs: pd.DataFrame, u: str, nodes: np.ndarray) -> np.ndarray:
+    """log p(severity-dependent values | phenotype u, s) at each node: (n, K)."""
+    c = spec.PARENT[u]
     n = len(obs)
     out = np.zeros((n, nodes.size))
     by_modality: dict[str, list[spec.Continuous]] = {}
@@ -175,11 +232,13 @@ def _log_severity_terms(obs: pd.DataFrame, c: str, nodes: np.ndarray) -> np.ndar
         x = np.column_stack(
             [np.log(obs[f.name]) if f.log else obs[f.name] for f in feats]
         ).astype(float)
-        mean = np.column_stack([_cont_mean(f, c, obs) for f in feats])
-        lam = np.array([f.loading[c] for f in feats])
-        resid = x[:, None, :] - mean[:, None, :] - nodes[None, :, None] * lam
+        parts = [_cont_parts(f, u, obs) for f in feats]
+        control = np.column_stack([p[0] for p in parts])[:, None, :]
+        effect = np.column_stack([p[1] for p in parts])[:, None, :]
+        lam = np.array([f.loading[u] for f in feats])
+        resid = x[:, None, :] - control - effect - nodes[None, :, None] * lam
         if any(f.group for f in feats):  # correlated block: acquired as a whole
-            chol = np.linalg.cholesky(_block_cov(feats, c))
+            chol = np.linalg.cholesky(_block_cov(feats, u))
             z = np.linalg.solve(chol, resid.reshape(-1, len(feats)).T).T
             ll = (
                 -0.5 * (z**2).sum(axis=1).reshape(n, nodes.size)
@@ -188,13 +247,13 @@ def _log_severity_terms(obs: pd.DataFrame, c: str, nodes: np.ndarray) -> np.ndar
             )
             out += np.where(np.isnan(ll), 0.0, ll)
         else:
-            sd = np.array([f.residual_sd(c) for f in feats])
+            sd = np.array([f.residual_sd(u) for f in feats])
             ll = stats.norm.logpdf(resid, scale=sd)
             out += np.nansum(ll, axis=2)
     for o in spec.ORDINALS:
         x = obs[o.name].to_numpy(dtype=float)[:, None]
-        lam, sd = o.loading[c], o.sd[c]
-        m = o.mean[c] + lam * nodes[None, :]
+        lam, sd = o.loading[u], o.sd[u]
+        m = o.mean[u] + lam * nodes[None, :]
         r = np.sqrt(sd**2 - lam**2)
         lo = np.where(x <= o.lo, -np.inf, (x - o.step / 2 - m) / r)
         hi = np.where(x >= o.hi, np.inf, (x + o.step / 2 - m) / r)
@@ -208,10 +267,10 @@ def _log_severity_terms(obs: pd.DataFrame, c: str, nodes: np.ndarray) -> np.ndar
         )
     lesion = np.where(les == 0, _log(p0), _log(1 - p0) + dens)
     out += np.where(np.isnan(les), 0.0, lesion)
-    lam = spec.CMAP_LOADING[c]
-    r = np.sqrt(spec.CMAP_SD[c] ** 2 - lam**2)
+    lam = spec.CMAP_LOADING[u]
+    r = np.sqrt(spec.CMAP_SD[u] ** 2 - lam**2)
     for nerve, (_, _, normal, _) in spec.MOTOR_NERVES.items():
-        mu = np.log(normal) + spec.CMAP_SHIFT.get(c, {}).get(nerve, 0.0)
+        mu = np.log(normal) + spec.cmap_shift(u, nerve)
         for side in SIDES:
             amp = obs[f"ncs_{nerve}_{side}_amp"].to_numpy(dtype=float)[:, None]
             ll = stats.norm.logpdf(np.log(amp), mu + lam * nodes[None, :], r)

@@ -28,12 +28,32 @@ MODALITIES: tuple[str, ...] = (
 REF_ETIV = 1520021.264474  # FreeSurfer sample subject "bert" (shared fixtures)
 
 
+# Phenotypes within a class (shares UE). ALS_LMN: lower-motor-neuron predominant,
+# no or few UMN signs (domain.md: "some patients never show UMN signs"; NfL mean
+# 59.4 in LMN-dominant ALS, Kleinveld 2024, lit §1): the hard ALS-vs-MMN
+# differential. ALS_EARLY: seen before El Escorial "definite" (domain.md; the seed
+# M1/precuneus ratio "flags ALS cases that do not yet meet criteria", lit §5):
+# milder exam and imaging, NfL already raised. Marker values of a phenotype not
+# given explicitly are its class's.
+PHENOTYPES: dict[str, dict[str, float]] = {
+    "ALS": {"ALS": 0.70, "ALS_LMN": 0.15, "ALS_EARLY": 0.15}
+}
+PARENT: dict[str, str] = {c: c for c in CLASSES} | {
+    "ALS_LMN": "ALS",
+    "ALS_EARLY": "ALS",
+}
+UNITS: tuple[str, ...] = tuple(PARENT)  # classes and phenotypes
+
+
 def per_class(default: float, **overrides: float) -> dict[str, float]:
-    """Return ``{class: value}`` with ``default`` for classes not overridden."""
-    unknown = set(overrides) - set(CLASSES)
+    """Return ``{class or phenotype: value}``; ``default`` where not overridden.
+
+    A phenotype not overridden takes its class's value.
+    """
+    unknown = set(overrides) - set(UNITS)
     if unknown:
-        raise ValueError(f"unknown classes {sorted(unknown)}; use {CLASSES}")
-    return {c: overrides.get(c, default) for c in CLASSES}
+        raise ValueError(f"unknown classes {sorted(unknown)}; use {UNITS}")
+    return {u: overrides.get(u, overrides.get(PARENT[u], default)) for u in UNITS}
 
 
 # --- cohort make-up --------------------------------------------------------------
@@ -142,7 +162,9 @@ CONTINUOUS: tuple[Continuous, ...] = (
         "nfl_pg_ml",
         "serum",
         True,
-        mean=per_class(10.0, ALS=70.0, MMN=20.0, NMO=18.0, MS=22.0),
+        mean=per_class(
+            10.0, ALS=75.0, ALS_LMN=59.0, ALS_EARLY=45.0, MMN=20.0, NMO=18.0, MS=22.0
+        ),
         sd=per_class(0.45, ALS=0.75, MMN=0.50, NMO=0.75, MS=0.60),
         loading=per_class(0.0, ALS=0.55, NMO=0.45, MS=0.35),
         age_slope=NFL_AGE,
@@ -169,7 +191,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         "mrs_naa",
         "mrs",
         True,
-        mean=per_class(10.0, ALS=9.3, MS=9.7),
+        mean=per_class(10.0, ALS=9.3, ALS_EARLY=9.6, MS=9.7),
         sd=per_class(0.08, ALS=0.095),
         loading=per_class(0.0, ALS=-0.035),
         site="mrs",
@@ -179,7 +201,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         "mrs_glu",
         "mrs",
         True,
-        mean=per_class(8.0, ALS=8.6, MS=8.5),
+        mean=per_class(8.0, ALS=8.6, ALS_EARLY=8.3, MS=8.5),
         sd=per_class(0.10, ALS=0.11),
         site="mrs",
         source="lit §3",
@@ -188,7 +210,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         "mrs_gaba",
         "mrs",
         True,
-        mean=per_class(1.25, ALS=1.05),
+        mean=per_class(1.25, ALS=1.05, ALS_EARLY=1.15),
         sd=per_class(0.18),
         site="mrs",
         source="lit §3 (Foerster 2012)",
@@ -247,16 +269,18 @@ for _side in ("l", "r"):
         _tract(
             f"cst_{_side}",
             "fa",
-            per_class(0.55, ALS=0.515, MS=0.535, NMO=0.54),
+            per_class(
+                0.55, ALS=0.515, ALS_LMN=0.54, ALS_EARLY=0.535, MS=0.535, NMO=0.54
+            ),
             per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
-            per_class(0.0, ALS=-0.015, MS=-0.01),
+            per_class(0.0, ALS=-0.015, ALS_LMN=-0.005, MS=-0.01),
             -0.001,
             "lit §4",
         ),
         _tract(
             f"cst_{_side}",
             "md",
-            per_class(0.75, ALS=0.79, MS=0.77, NMO=0.765),
+            per_class(0.75, ALS=0.79, ALS_LMN=0.76, ALS_EARLY=0.77, MS=0.77, NMO=0.765),
             per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
             per_class(0.0, ALS=0.015),
             0.001,
@@ -337,7 +361,7 @@ for _side in ("l", "r"):
         # ALS motor cortex 46 vs 35 (Schweitzer 2015, AUC 0.70).
         Continuous(
             f"qsm_precentral_{_side}",
-            mean=per_class(35.0, ALS=46.0),
+            mean=per_class(35.0, ALS=46.0, ALS_LMN=38.0, ALS_EARLY=40.0),
             sd=per_class(14.0, ALS=15.0),
             loading=per_class(0.0, ALS=5.0),
             group="qsm_m1",
@@ -367,7 +391,13 @@ BERT_VOLUMES = {
 }
 _FS_EFFECTS = {  # structure prefix: (class mean shifts in log units, sd, loading, rho)
     "precentral": (
-        per_class(1.0, ALS=math.exp(-0.07), MS=math.exp(-0.015)),
+        per_class(
+            1.0,
+            ALS=math.exp(-0.075),
+            ALS_LMN=math.exp(-0.02),
+            ALS_EARLY=math.exp(-0.045),
+            MS=math.exp(-0.015),
+        ),
         0.045,
         per_class(0.0, ALS=-0.02),
         0.75,
@@ -398,7 +428,7 @@ for _key, _ref in BERT_VOLUMES.items():
             f"fs_{_key}_mm3",
             "freesurfer",
             True,
-            mean={c: _ref * _shift[c] for c in CLASSES},
+            mean={u: _ref * _shift[u] for u in UNITS},
             sd=per_class(_sd),
             loading=_lam,
             age_slope=-0.003,
@@ -416,7 +446,7 @@ for _side, _bert in (("l", 2.60273), ("r", 2.59422)):
             f"fs_mean_thickness_{_side}_mm",
             "freesurfer",
             False,
-            mean=per_class(2.50, ALS=2.46, MS=2.45),
+            mean=per_class(2.50, ALS=2.46, ALS_LMN=2.49, ALS_EARLY=2.48, MS=2.45),
             sd=per_class(0.12),
             loading=per_class(0.0, ALS=-0.02),
             age_slope=-0.004,
@@ -452,9 +482,9 @@ ORDINALS: tuple[Ordinal, ...] = (
         0,
         48,
         1,
-        per_class(46.5, ALS=41.0, MMN=45.0, NMO=45.0, HC=48.0),
-        per_class(2.0, ALS=4.8, NMO=3.0, HC=1.2),
-        per_class(0.0, ALS=-3.5, MMN=-1.0, NMO=-1.0),
+        per_class(46.5, ALS=41.0, ALS_EARLY=45.5, MMN=45.0, NMO=45.0, HC=48.0),
+        per_class(2.0, ALS=4.8, ALS_EARLY=1.8, NMO=3.0, HC=1.2),
+        per_class(0.0, ALS=-3.5, ALS_EARLY=-0.8, MMN=-1.0, NMO=-1.0),
         "lit §8",
     ),
     # MRC sum: HC 60; ALS ~50 +- 7; MMN ~54 +- 4; MS/NMO ~57 +- 3 (UE, lit §8).
@@ -463,9 +493,9 @@ ORDINALS: tuple[Ordinal, ...] = (
         0,
         60,
         1,
-        per_class(57.0, ALS=50.0, MMN=54.0, HC=60.0),
-        per_class(3.0, ALS=7.0, MMN=4.0, HC=1.0),
-        per_class(0.0, ALS=-5.0, MMN=-1.5),
+        per_class(57.0, ALS=50.0, ALS_EARLY=57.0, MMN=54.0, HC=60.0),
+        per_class(3.0, ALS=7.0, ALS_EARLY=2.5, MMN=4.0, HC=1.0),
+        per_class(0.0, ALS=-5.0, ALS_EARLY=-1.5, MMN=-1.5),
         "lit §8 (UE)",
     ),
     # Penn UMN: ALS median ~8 (3-14), LMN-dominant ALS near 0 (Kleinveld 2024);
@@ -475,9 +505,9 @@ ORDINALS: tuple[Ordinal, ...] = (
         0,
         32,
         1,
-        per_class(4.0, ALS=7.5, MMN=-3.0, HC=-0.5),
-        per_class(3.0, ALS=7.0, MMN=1.0, NMO=3.5, HC=1.5),
-        per_class(0.0, ALS=4.5),
+        per_class(4.0, ALS=8.5, ALS_LMN=-1.5, ALS_EARLY=2.0, MMN=-3.0, HC=-0.5),
+        per_class(3.0, ALS=6.5, ALS_LMN=2.0, ALS_EARLY=2.5, MMN=1.0, NMO=3.5, HC=1.5),
+        per_class(0.0, ALS=4.0, ALS_LMN=0.5, ALS_EARLY=1.0),
         "lit §8 (UE)",
     ),
     # EDSS: RRMS 1.9 +- 0.9; NMOSD AQP4+ median 3.5 (lit §8); ALS/MMN UE; HC 0.
@@ -570,8 +600,17 @@ MOTOR_NERVES = {  # nerve: (distal site, proximal site, normal CMAP mV, upper li
 # split hand APB/ADM 0.44 vs 0.99 (lit §7); MMN upper-limb predominant (UE size).
 CMAP_SHIFT = {
     "ALS": {"median": -0.80, "ulnar": -0.20, "peroneal": -0.45, "tibial": -0.35},
+    "ALS_EARLY": {"median": -0.40, "ulnar": -0.10, "peroneal": -0.20, "tibial": -0.15},
     "MMN": {"median": -0.35, "ulnar": -0.35, "peroneal": -0.15, "tibial": -0.10},
 }
+
+
+def cmap_shift(unit: str, nerve: str) -> float:
+    """Log shift of the distal CMAP of ``nerve`` for a class or phenotype."""
+    shifts = CMAP_SHIFT.get(unit, CMAP_SHIFT.get(PARENT[unit], {}))
+    return shifts.get(nerve, 0.0)
+
+
 CMAP_SD = per_class(0.30, ALS=0.55, MMN=0.50)  # log-SD; HC ~+-3 mV at 9 (lit §7)
 CMAP_LOADING = per_class(0.0, ALS=-0.20, MMN=-0.10)  # CMAP tracks severity (lit §9)
 # Conduction block per motor nerve: MMN definite/probable in 47-61 % of patients

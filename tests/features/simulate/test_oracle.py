@@ -13,7 +13,7 @@ import pytest
 
 from features.simulate import spec
 from features.simulate.generative import sample
-from features.simulate.oracle import posterior
+from features.simulate.oracle import observe_only, posterior
 
 P_COLUMNS = [f"p_{c}" for c in spec.CLASSES]
 
@@ -147,3 +147,63 @@ def test_aqp4_positive_overrides_other_evidence(small):
     flipped = posterior(row)
     _assert_valid(flipped, row)
     assert flipped.loc[hc[0], "p_NMO"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def anchors() -> pd.DataFrame:
+    return sample(12000, seed=13)
+
+
+def _pair_auc(obs: pd.DataFrame, modalities: set[str], a: str, b: str) -> float:
+    """AUC of the Bayes-optimal a-vs-b classifier that sees only ``modalities``.
+
+    No covariates (uniform prior, no age, sex, site or availability): the setting
+    of the published marker studies.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    keep = obs["diagnosis"].isin([a, b]).to_numpy().copy()
+    for m in modalities:
+        keep &= obs[f"avail_{m}"].to_numpy()
+    post = posterior(observe_only(obs[keep], modalities), covariates=False)
+    score = post[f"p_{a}"] / (post[f"p_{a}"] + post[f"p_{b}"])
+    return roc_auc_score(obs.loc[keep, "diagnosis"] == a, score)
+
+
+@pytest.mark.parametrize(
+    ("modalities", "low", "high"),
+    [
+        ({"dti"}, 0.72, 0.86),  # CST DTI meta-analysis AUC 0.76; DTI alone 0.81
+        ({"mrs", "dti"}, 0.85, 0.97),  # MRS + DTI, ALS vs HC: AUC 0.93 (lit §10)
+        ({"freesurfer", "dti"}, 0.84, 0.96),  # thickness + DTI: accuracy 0.91
+        ({"serum"}, 0.90, 0.99),  # NfL-driven ALS vs HC band (lit §10 sanity band)
+    ],
+)
+def test_multimodal_anchors_als_vs_hc(anchors, modalities, low, high):
+    """The imaging combinations land on the published multimodal figures."""
+    assert low <= _pair_auc(anchors, modalities, "ALS", "HC") <= high
+
+
+def test_combining_modalities_helps_but_is_not_perfect(anchors):
+    dti = _pair_auc(anchors, {"dti"}, "ALS", "HC")
+    both = _pair_auc(anchors, {"mrs", "dti"}, "ALS", "HC")
+    assert dti < both < 0.97  # Foerster 2014: 0.81 -> 0.93
+
+
+def test_observe_only_hides_other_modalities(small):
+    obs, _ = small
+    only = observe_only(obs, {"serum"})
+    assert not only["avail_dti"].any() and only["dti_cst_l_fa"].isna().all()
+    assert only["alsfrs_r"].isna().all() and only["onset_region"].isna().all()
+    assert only["nfl_pg_ml"].equals(obs["nfl_pg_ml"])
+    _assert_valid(posterior(only), only)
+
+
+def test_phenotypes_mix_within_their_class(large):
+    obs, post = large
+    lmn = obs["phenotype"] == "ALS_LMN"
+    assert (obs.loc[lmn, "diagnosis"] == "ALS").all()
+    assert 0.10 < lmn.sum() / (obs["diagnosis"] == "ALS").sum() < 0.20
+    # LMN-predominant ALS has (almost) no UMN signs, like MMN (lit §1, domain.md).
+    penn = obs.loc[lmn & obs["penn_umn"].notna(), "penn_umn"]
+    assert (penn == 0).mean() > 0.7
