@@ -178,7 +178,7 @@ def write_report(
         idx = np.argsort(np.abs(contrib))[::-1][:top]
         labels = [f"{exp.features[j]} = {exp.data.iloc[i, j]:.3g}" for j in idx]
         probs = pd.DataFrame([{c: row[f"p_{c}"] for c in classes}])
-        flags = "unseen site" if row.get("unseen_site") is True else ""
+        flags = "(site not seen in training)" if bool(row["unseen_site"]) else ""
         parts += [
             f'<section id="{html.escape(str(row.get("participant_id", i)))}">',
             f"<h3>{html.escape(str(row.get('participant_id', i)))}: predicted "

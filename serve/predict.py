@@ -55,7 +55,9 @@ def predict(
     out["p_als"] = out["p_ALS"] if "ALS" in bundle.classes else np.nan
     sites = set(bundle.metadata.get("sites", []))
     site = table["site"].astype("string") if "site" in table else None
-    out["unseen_site"] = (~site.isin(sites)).to_numpy() if site is not None else np.nan
+    # A site absent from training, or not given, is flagged: its scanner offsets
+    # were never seen.
+    out["unseen_site"] = (~site.isin(sites)).to_numpy() if site is not None else True
     has = [c for c in table.columns if c.startswith("has_")]
     out["modalities_used"] = [
         ",".join(c.removeprefix("has_") for c in has if row[c] == 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def default_cohort(simulated_dir: Path, n: int, seed: int) -> Path:
     from features.simulate.cohort import model_version, simulate_cohort
 
     path = Path(simulated_dir) / f"n{n}-seed{seed}-{model_version()}"
+    for stale in Path(simulated_dir).glob(f"n{n}-seed{seed}-*"):
+        if stale != path and (stale / "simulation").is_dir():
+            log.info("removing %s, simulated by an older simulator version", stale)
+            shutil.rmtree(stale)
     if not path.exists():
         log.info(
             "simulating the default cohort (%d subjects, seed %d) into %s ...",
