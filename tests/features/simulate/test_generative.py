@@ -164,3 +164,20 @@ def test_every_distribution_cites_a_source(param):
     # Each distribution cites its row of shared/literature.md or says UE.
     assert isinstance(param.source, str) and param.source.strip()
     assert "lit §" in param.source or "UE" in param.source, param.source
+
+
+def test_nfl_separates_als_from_all_mimics_as_published(large):
+    # lit §10 sanity band: ALS vs all mimics ~0.78-0.90 (blood NfL vs mimics 0.78).
+    sub = large[(large["diagnosis"] != "HC") & large["nfl_pg_ml"].notna()]
+    auc = roc_auc_score(sub["diagnosis"] == "ALS", sub["nfl_pg_ml"])
+    assert 0.78 <= auc <= 0.90
+
+
+def test_split_hand_ratio_auc(large):
+    # lit §7/§10: split-hand index AUC 0.83; APB/ADM ratio 0.44 in ALS vs 0.99 HC.
+    sub = large[large["diagnosis"].isin(["ALS", "HC"]) & large["avail_ncs"]]
+    apb = sub["ncs_median_left_amp"] + sub["ncs_median_right_amp"]
+    adm = sub["ncs_ulnar_left_amp"] + sub["ncs_ulnar_right_amp"]
+    auc = roc_auc_score(sub["diagnosis"] == "HC", apb / adm)
+    assert 0.75 <= auc <= 0.90
+    assert 0.9 <= (apb / adm)[sub["diagnosis"] == "HC"].median() <= 1.1
