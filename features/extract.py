@@ -17,10 +17,12 @@ from pathlib import Path
 import pandas as pd
 from joblib import Parallel, delayed
 
-from features import imaging
+from features import maps
 from features.atlas import Atlas, load_atlas
 from features.cohort import KEY, CohortPaths, Issue, read_participants, subject_key
 from features.errors import CohortFormatError, ImageMismatchError
+from features.freesurfer import freesurfer_features
+from features.lcmodel import mrs_features
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
 from features.tables import read_clinical, read_peripheral_mri, read_serum
 
@@ -66,12 +68,12 @@ def _subject_imaging(
     out: dict[str, float] = {}
     issues: list[Issue] = []
     readers = {
-        "freesurfer": lambda: imaging.freesurfer_features(paths.freesurfer_stats_dir),
-        "dti": lambda: imaging.dti_features(
-            {m: paths.dti_map(m) for m in imaging.DTI_MAPS}, atlas
+        "freesurfer": lambda: freesurfer_features(paths.freesurfer_stats_dir),
+        "dti": lambda: maps.dti_features(
+            {m: paths.dti_map(m) for m in maps.DTI_MAPS}, atlas
         ),
-        "qsm": lambda: imaging.qsm_features(paths.qsm_map, atlas),
-        "mrs": lambda: imaging.mrs_features(paths.lcmodel_table),
+        "qsm": lambda: maps.qsm_features(paths.qsm_map, atlas),
+        "mrs": lambda: mrs_features(paths.lcmodel_table),
     }
     for modality, read in readers.items():
         try:

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.errors import CohortFormatError
@@ -301,3 +302,34 @@ def read_aparc_stats(path: str | Path) -> AparcStats:
     return AparcStats(
         hemi, parsed.measures, regions, _annotation_name(path, parsed.header), path
     )
+
+
+ASEG_STRUCTURES = ("Thalamus", "Caudate", "Putamen", "Pallidum")
+
+
+def freesurfer_features(stats_dir: Path) -> dict[str, float]:
+    """Volumes (mm^3), thickness (mm) and the M1/precuneus ratio (recon-all stats)."""
+    aseg_path = stats_dir / "aseg.stats"
+    if not aseg_path.exists():
+        return {}
+    aseg = read_aseg_stats(aseg_path)
+    out = {
+        "fs_etiv_mm3": aseg.measures.get("eTIV", np.nan),
+        "fs_total_gray_mm3": aseg.measures.get("TotalGrayVol", np.nan),
+    }
+    for side, hemi in (("l", "Left"), ("r", "Right")):
+        for s in ASEG_STRUCTURES:
+            out[f"fs_{s.lower()}_{side}_mm3"] = aseg.volumes.get(f"{hemi}-{s}", np.nan)
+    for side, hemi in (("l", "lh"), ("r", "rh")):
+        aparc = read_aparc_stats(stats_dir / f"{hemi}.aparc.stats")
+        gray = aparc.regions["GrayVol"] if "GrayVol" in aparc.regions else {}
+        out[f"fs_precentral_{side}_mm3"] = float(gray.get("precentral", np.nan))
+        out[f"fs_precuneus_{side}_mm3"] = float(gray.get("precuneus", np.nan))
+        out[f"fs_mean_thickness_{side}_mm"] = aparc.measures.get(
+            "MeanThickness", np.nan
+        )
+    # M1/precuneus grey-matter volume ratio, both hemispheres (Sako 2023; lit §5).
+    out["fs_m1_precuneus_ratio"] = (
+        out["fs_precentral_l_mm3"] + out["fs_precentral_r_mm3"]
+    ) / (out["fs_precuneus_l_mm3"] + out["fs_precuneus_r_mm3"])
+    return out

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.errors import CohortFormatError
@@ -300,3 +301,30 @@ def apply_crlb_threshold(
     rejected = (table["sd_pct"] > limit).rename("rejected")
     concentrations = table["conc"].mask(rejected).rename("conc")
     return concentrations, rejected
+
+
+MRS_METABOLITES = {
+    "NAA": "mrs_naa",
+    "Glu": "mrs_glu",
+    "GABA": "mrs_gaba",
+    "Cr+PCr": "mrs_cr",
+}
+MAX_CRLB_PCT = 20.0  # LCModel %SD above which a fit is rejected (lit §3)
+
+
+def mrs_features(table: Path, max_crlb_pct: float = MAX_CRLB_PCT) -> dict[str, float]:
+    """SMA concentrations with CRLB quality control, their ratios, FWHM and S/N."""
+    if not table.exists():
+        return {}
+    result = read_lcmodel_table(table)
+    conc, rejected = apply_crlb_threshold(result, max_sd_pct=max_crlb_pct)
+    out: dict[str, float] = {}
+    for metabolite, name in MRS_METABOLITES.items():
+        out[name] = float(conc.get(metabolite, np.nan))
+        out[f"{name}_rejected"] = float(rejected.get(metabolite, True))
+    out["mrs_glu_naa"] = out["mrs_glu"] / out["mrs_naa"]
+    out["mrs_glu_gaba"] = out["mrs_glu"] / out["mrs_gaba"]
+    out["mrs_naa_cr"] = out["mrs_naa"] / out["mrs_cr"]
+    out["mrs_fwhm_ppm"] = np.nan if result.fwhm_ppm is None else result.fwhm_ppm
+    out["mrs_snr"] = np.nan if result.snr is None else result.snr
+    return out
