@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     ext.add_argument(
         "--jobs", type=int, default=-1, help="parallel workers (all cores)"
     )
+    ext.add_argument(
+        "--resample",
+        action="store_true",
+        help="resample maps not on the MNI152 2 mm grid (reported) instead of "
+        "rejecting them",
+    )
+    doc = sub.add_parser("dictionary", help="write the features data dictionary")
+    doc.add_argument("--out", type=Path, required=True, help="Markdown file to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -54,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             log.info(
                 "wrote %d simulated subjects to %s\n%s", args.n, out, SIMULATED_NOTICE
             )
+        elif args.command == "dictionary":
+            from features.dictionary import to_markdown
+
+            tmp = args.out.with_name(f".{args.out.name}.tmp")
+            tmp.write_text(to_markdown() + "\n", encoding="utf-8")
+            tmp.replace(args.out)
+            log.info("wrote %s", args.out)
         else:
             from features.extract import extract_features, write_table
 
@@ -61,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise FileExistsError(
                     f"{args.out} exists; pass --overwrite to replace it."
                 )
-            result = extract_features(args.cohort, strict=args.strict, n_jobs=args.jobs)
+            result = extract_features(
+                args.cohort,
+                strict=args.strict,
+                n_jobs=args.jobs,
+                resample=args.resample,
+                progress=True,
+            )
             write_table(result.table, args.out, overwrite=args.overwrite)
             log.info("%s\nwrote %s", result.summary(), args.out)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:

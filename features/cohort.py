@@ -379,10 +379,25 @@ class CohortPaths:
         return folder / f"{self.key}_{SPACE}_Chimap.nii.gz"
 
     @property
+    def gm_map(self) -> Path:
+        """Modulated grey-matter map (VBM, optional): ``derivatives/vbm/<key>/<key>_
+        space-MNI152NLin2009cAsym_res-2_label-GM_desc-modulated_probseg.nii.gz``.
+
+        GM probability times the Jacobian of the warp to MNI152 2 mm (e.g. CAT12
+        ``mwp1``, SPM ``mwc1``), unitless, so its sum over a region times the voxel
+        volume is the region's native grey-matter volume.
+        """
+        folder = Path(self.cohort_dir) / "derivatives" / "vbm" / self.key
+        return folder / f"{self.key}_{SPACE}_label-GM_desc-modulated_probseg.nii.gz"
+
+    @property
     def lcmodel_table(self) -> Path:
-        """``derivatives/lcmodel/<key>/<key>_voi-SMA_lcmodel.table``."""
+        """``derivatives/lcmodel/<key>/<key>_voi-SMA_lcmodel.table``, or the
+        LCModel ``.csv`` output of the same name when only that exists."""
         folder = Path(self.cohort_dir) / "derivatives" / "lcmodel" / self.key
-        return folder / f"{self.key}_voi-SMA_lcmodel.table"
+        table = folder / f"{self.key}_voi-SMA_lcmodel.table"
+        csv = table.with_suffix(".csv")
+        return csv if not table.exists() and csv.exists() else table
 
 
 def attach_keys(

@@ -5,24 +5,28 @@ pipeline output under ``derivatives/``, and returns a tidy frame: metadata colum
 (:data:`META_COLUMNS`), one named float column per feature, and ``has_<modality>``
 availability columns. A subject whose file is bad is reported (an :class:`Issue`
 naming the file and the fix) and extracted without that modality; with
-``strict=True`` the first problem raises instead. Imaging is read in parallel.
+``strict=True`` the first problem raises instead. ``source_<modality>`` columns
+name the file each modality's values came from. Imaging is read in parallel.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from tqdm.auto import tqdm
 
 from features import maps
 from features.atlas import Atlas, load_atlas
 from features.cohort import KEY, CohortPaths, Issue, read_participants, subject_key
 from features.errors import CohortFormatError, ImageMismatchError
 from features.freesurfer import freesurfer_features
-from features.lcmodel import mrs_features
+from features.lcmodel import mrs_features, read_mrs_table
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
 from features.tables import read_clinical, read_peripheral_mri, read_serum
 
@@ -37,6 +41,7 @@ MODALITIES = (
     "freesurfer",
     "dti",
     "qsm",
+    "vbm",
     "mrs",
 )
 _IMAGING_ERRORS = (CohortFormatError, ImageMismatchError, OSError, ValueError)
@@ -62,37 +67,69 @@ class Extraction:
 
 
 def _subject_imaging(
-    cohort_dir: Path, pid: str, session: str, atlas: Atlas, strict: bool
-) -> tuple[dict[str, float], list[Issue]]:
+    cohort_dir: Path,
+    pid: str,
+    session: str,
+    atlas: Atlas | None,
+    strict: bool,
+    resample: bool,
+) -> tuple[dict[str, object], list[Issue]]:
+    """Features, availability and source file of each pipeline output of a subject.
+
+    A file that cannot be used becomes an :class:`Issue` (or raises when
+    ``strict``); warnings (e.g. a resampled map, a poorly covered region) become
+    issues too, so they survive the worker processes.
+    """
+    atlas = atlas if atlas is not None else load_atlas()  # memoised per process
     paths = CohortPaths(cohort_dir, subject_key(pid, session))
-    out: dict[str, float] = {}
-    issues: list[Issue] = []
+    dti = {m: paths.dti_map(m) for m in maps.DTI_MAPS}
     readers = {
-        "freesurfer": lambda: freesurfer_features(paths.freesurfer_stats_dir),
-        "dti": lambda: maps.dti_features(
-            {m: paths.dti_map(m) for m in maps.DTI_MAPS}, atlas
+        "freesurfer": (
+            lambda: freesurfer_features(paths.freesurfer_stats_dir),
+            paths.freesurfer_stats_dir,
         ),
-        "qsm": lambda: maps.qsm_features(paths.qsm_map, atlas),
-        "mrs": lambda: mrs_features(paths.lcmodel_table),
+        "dti": (lambda: maps.dti_features(dti, atlas, resample=resample), dti["FA"]),
+        "qsm": (
+            lambda: maps.qsm_features(paths.qsm_map, atlas, resample=resample),
+            paths.qsm_map,
+        ),
+        "vbm": (
+            lambda: maps.gm_features(paths.gm_map, atlas, resample=resample),
+            paths.gm_map,
+        ),
+        "mrs": (lambda: mrs_features(paths.lcmodel_table), paths.lcmodel_table),
     }
-    for modality, read in readers.items():
-        try:
-            values = read()
-        except _IMAGING_ERRORS as exc:
-            if strict:
-                raise
-            issues.append(
-                Issue(
-                    file=f"derivatives/{modality}",
-                    participant_id=pid,
-                    column=modality,
-                    value="",
-                    message=f"{pid} {modality}: {exc}",
-                )
+    out: dict[str, object] = {}
+    issues: list[Issue] = []
+
+    def note(modality: str, text: str) -> None:
+        issues.append(
+            Issue(
+                f"derivatives/{modality}",
+                pid,
+                modality,
+                "",
+                f"{pid} {modality}: {text}",
+                session,
             )
-            values = {}
+        )
+
+    for modality, (read, source) in readers.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                values = read()
+            except _IMAGING_ERRORS as exc:
+                if strict:
+                    raise
+                note(modality, str(exc))
+                values = {}
+        for w in caught:
+            note(modality, str(w.message))
         out.update(values)
         out[f"has_{modality}"] = float(bool(values))
+        if values:
+            out[f"source_{modality}"] = str(Path(source).relative_to(cohort_dir))
     return out, issues
 
 
@@ -102,6 +139,8 @@ def extract_features(
     strict: bool = False,
     n_jobs: int = -1,
     atlas: Atlas | None = None,
+    resample: bool = False,
+    progress: bool = False,
 ) -> Extraction:
     """Extract the features table of the cohort at ``cohort_dir``.
 
@@ -115,42 +154,62 @@ def extract_features(
         Parallel workers for the imaging files (joblib convention).
     atlas : Atlas, optional
         The MNI atlas; loaded (and cached) when not given.
+    resample : bool
+        Resample maps that are not on the atlas grid (with a reported warning)
+        instead of rejecting them.
+    progress : bool
+        Show a progress bar over subjects.
 
     Returns
     -------
     Extraction
         ``table`` has one row per (participant_id, session), sorted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from features.simulate.cohort import simulate_cohort
+    >>> cohort = simulate_cohort(Path(tempfile.mkdtemp()) / "c", n=10, seed=1)
+    >>> extract_features(cohort, n_jobs=1).table.shape[0]
+    10
     """
     cohort_dir = Path(cohort_dir)
     participants = read_participants(cohort_dir)
     issues: list[Issue] = []
-    parts = []
-    for reader in (read_clinical, read_serum, read_peripheral_mri):
-        frame, found = reader(cohort_dir, participants, strict=strict)
-        parts.append(frame)
+    tables = {}
+    for name, reader in (
+        ("clinical", read_clinical),
+        ("serum", read_serum),
+        ("peripheral_mri", read_peripheral_mri),
+        ("mrs_table", read_mrs_table),
+    ):
+        tables[name], found = reader(cohort_dir, participants, strict=strict)
         issues += found
     long, found = read_nerve_conduction(cohort_dir, participants, strict=strict)
     issues += found
-    parts.append(summarise_nerve_conduction(long))
-    atlas = atlas if atlas is not None else load_atlas()
+    tables["ncs"] = summarise_nerve_conduction(long)
+    if atlas is None:
+        load_atlas()  # build the disk cache once; each worker then loads it once
     keys = list(participants.index)
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_subject_imaging)(cohort_dir, pid, ses, atlas, strict)
+    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_subject_imaging)(cohort_dir, pid, ses, atlas, strict, resample)
         for pid, ses in keys
     )
-    imaging_rows = []
-    for values, found in results:
-        issues += found
-        imaging_rows.append(values)
-    table = participants.copy()
-    for name, frame in zip(
-        ("clinical", "serum", "peripheral_mri", "ncs"), parts, strict=True
+    rows = []
+    for values, found in tqdm(
+        jobs, total=len(keys), desc="extracting", unit="subject", disable=not progress
     ):
-        numeric = _numeric(frame)
-        table = table.join(numeric, how="left")
-        table[f"has_{name}"] = table.index.isin(frame.index).astype(float)
-    img = pd.DataFrame(imaging_rows, index=participants.index)
-    table = table.join(img, how="left")
+        issues += found
+        rows.append(values)
+    table = participants.join(pd.DataFrame(rows, index=participants.index))
+    table = _fill_mrs_from_table(table, tables.pop("mrs_table"))
+    for name, frame in tables.items():
+        table = table.join(_numeric(frame), how="left")
+        present = table.index.isin(frame.index)
+        table[f"has_{name}"] = present.astype(float)
+        table[f"source_{name}"] = pd.Series(
+            np.where(present, f"{_TABLE_FILES[name]}", None), index=table.index
+        )
     table = table.reset_index()
     table["sex"] = table["sex"].astype("string")
     table.insert(
@@ -165,6 +224,28 @@ def extract_features(
     )
     table = table[ordered].sort_values(KEY).reset_index(drop=True)
     return Extraction(table, issues)
+
+
+_TABLE_FILES = {
+    "clinical": "clinical.tsv",
+    "serum": "serum.tsv",
+    "peripheral_mri": "peripheral_mri.tsv",
+    "ncs": "nerve_conduction.tsv",
+}
+
+
+def _fill_mrs_from_table(table: pd.DataFrame, mrs: pd.DataFrame) -> pd.DataFrame:
+    """Use ``mrs.tsv`` values for subjects without an LCModel file."""
+    if mrs.empty:
+        return table
+    take = mrs.index[~table.loc[mrs.index, "has_mrs"].eq(1.0).to_numpy()]
+    for col in mrs.columns:
+        if col not in table:
+            table[col] = np.nan
+        table.loc[take, col] = mrs.loc[take, col].astype(float)
+    table.loc[take, "has_mrs"] = 1.0
+    table.loc[take, "source_mrs"] = "mrs.tsv"
+    return table
 
 
 def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
@@ -189,13 +270,14 @@ PATIENT_ONLY = (
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The model inputs: every numeric column except metadata, QC flags and the
-    patient-only history columns (:data:`PATIENT_ONLY`)."""
+    """The model inputs: every numeric column except metadata, quality-control
+    columns and the patient-only history columns (:data:`PATIENT_ONLY`)."""
     skip = set(META_COLUMNS) | {"sex"} | set(PATIENT_ONLY)
     return [
         c
         for c in table.columns
         if c not in skip
+        and not c.startswith("qc_")
         and not c.endswith("_rejected")
         and table[c].dtype.kind in "fiub"
     ]

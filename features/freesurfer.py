@@ -1,10 +1,16 @@
-"""Read FreeSurfer ``aseg.stats`` and ``?h.aparc*.stats`` files.
+"""Read FreeSurfer ``aseg.stats``, ``?h.aparc*.stats`` and thalamic-nuclei volumes.
 
-Both formats are plain text: ``#`` header lines (``# Measure`` summary values,
+Both stats formats are plain text: ``#`` header lines (``# Measure`` summary values,
 ``# ColHeaders`` naming the table columns) followed by a whitespace-separated table.
 Column positions are always taken from ``# ColHeaders``; structure and measure names
 renamed between FreeSurfer 5.3/6 and 7 are normalised to the FreeSurfer 7 spelling.
 Malformed ``# Measure`` lines, which some versions write, are skipped with a warning.
+
+Thalamic nuclei (``segmentThalamicNuclei.sh``, FreeSurfer 7) come as
+``stats/thalamic-nuclei.?h.v1X.T1.stats``, which the script writes without a
+``# ColHeaders`` line (rows ``Index SegId NVoxels Volume_mm3 StructName`` with
+``NVoxels`` 0 and the ``Left-``/``Right-`` prefix removed), or as
+``mri/ThalamicNuclei.v1X.T1.volumes.txt`` (``Left-PuA 227.317872`` lines).
 """
 
 from __future__ import annotations
@@ -19,7 +25,14 @@ import pandas as pd
 
 from features.errors import CohortFormatError
 
-__all__ = ["AparcStats", "AsegStats", "read_aparc_stats", "read_aseg_stats"]
+__all__ = [
+    "AparcStats",
+    "AsegStats",
+    "freesurfer_features",
+    "read_aparc_stats",
+    "read_aseg_stats",
+    "read_thalamic_nuclei",
+]
 
 #: FreeSurfer 5.3/6 structure names and their FreeSurfer 7 spelling.
 STRUCTURE_RENAMES: dict[str, str] = {
@@ -124,8 +137,14 @@ def _parse_measure(path: Path, lineno: int, line: str) -> tuple[str, float] | No
     return None
 
 
-def _parse_stats_file(path: Path, expected: str) -> _StatsFile:
-    """Split a FreeSurfer stats file into header, measures, columns and rows."""
+def _parse_stats_file(
+    path: Path, expected: str, default_columns: tuple[str, ...] | None = None
+) -> _StatsFile:
+    """Split a FreeSurfer stats file into header, measures, columns and rows.
+
+    ``default_columns`` names the table columns of files written without a
+    ``# ColHeaders`` line; without it such a file is an error.
+    """
     if not path.is_file():
         raise FileNotFoundError(
             f"FreeSurfer stats file not found: {path}. Expected it at {expected} "
@@ -155,6 +174,8 @@ def _parse_stats_file(path: Path, expected: str) -> _StatsFile:
     for old, new in MEASURE_RENAMES.items():
         if old in measures:
             measures.setdefault(new, measures.pop(old))
+    if columns is None and default_columns is not None:
+        columns = list(default_columns)
     if columns is None:
         raise CohortFormatError(
             f"{path}: no '# ColHeaders' line found; a FreeSurfer stats file names its "
@@ -304,11 +325,208 @@ def read_aparc_stats(path: str | Path) -> AparcStats:
     )
 
 
+#: Columns of the ``thalamic-nuclei.?h.v1X.T1.stats`` files that
+#: ``segmentThalamicNuclei.sh`` writes without a ``# ColHeaders`` line.
+THALAMIC_STATS_COLUMNS = ("Index", "SegId", "NVoxels", "Volume_mm3", "StructName")
+#: The four pulvinar nuclei of the Iglesias et al. (2018) thalamic atlas.
+PULVINAR_NUCLEI = ("PuA", "PuM", "PuL", "PuI")
+_HEMI_NAMES = {"lh": "Left", "rh": "Right"}
+_VERSION = re.compile(r"\.v(\d+)\.")
+
+
+def _nucleus_name(path: Path, lineno: int, name: str, hemi: str | None) -> str:
+    """``Left-PuA`` from ``PuA`` (hemisphere from the file) or ``Left-PuA``."""
+    side, _, bare = name.partition("-")
+    if side in ("Left", "Right") and bare:
+        if hemi is not None and side != _HEMI_NAMES[hemi]:
+            raise CohortFormatError(
+                f"{path}, line {lineno}: structure {name!r} is in the {hemi} file. "
+                "The lh/rh files are swapped or edited; restore the files "
+                "segmentThalamicNuclei.sh wrote."
+            )
+        return name
+    if hemi is None:
+        raise CohortFormatError(
+            f"{path}, line {lineno}: structure {name!r} has no Left-/Right- prefix "
+            "and the file name does not say the hemisphere (thalamic-nuclei.lh... "
+            "or .rh...). Rename the file or restore the prefix."
+        )
+    return f"{_HEMI_NAMES[hemi]}-{name}"
+
+
+def read_thalamic_nuclei(path: str | Path) -> dict[str, float]:
+    """Read FreeSurfer 7 thalamic-nuclei volumes (``segmentThalamicNuclei.sh``).
+
+    Parameters
+    ----------
+    path : str or Path
+        Either a per-hemisphere stats file,
+        ``stats/thalamic-nuclei.lh.v13.T1.stats`` (hemisphere from the file name;
+        with or without a ``# ColHeaders`` line), or the two-hemisphere
+        ``mri/ThalamicNuclei.v12.T1.volumes.txt`` (``name volume`` lines).
+
+    Returns
+    -------
+    dict of str to float
+        Nucleus name with its hemisphere prefix (``"Left-PuA"``, ...,
+        ``"Right-Whole_thalamus"``) -> volume in mm^3.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CohortFormatError
+        If a row has the wrong number of fields, a volume is not a number, or a
+        stats-file structure belongs to the other hemisphere or to none.
+
+    Examples
+    --------
+    >>> nuclei = read_thalamic_nuclei(
+    ...     "tests/data/freesurfer_quirks/thalamic_nuclei/stats/"
+    ...     "thalamic-nuclei.lh.v13.T1.stats"
+    ... )
+    >>> nuclei["Left-PuM"]
+    1252.526558
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"thalamic nuclei file not found: {path}. Run segmentThalamicNuclei.sh "
+            "for this subject or fix the path."
+        )
+    if path.name.endswith(".volumes.txt"):
+        return _read_nuclei_volumes_txt(path)
+    hemi = next((h for h in _HEMI_NAMES if f".{h}." in path.name), None)
+    parsed = _parse_stats_file(
+        path,
+        "derivatives/freesurfer/sub-X/stats/thalamic-nuclei.lh.v13.T1.stats",
+        default_columns=THALAMIC_STATS_COLUMNS,
+    )
+    for needed in ("StructName", "Volume_mm3"):
+        if needed not in parsed.columns:
+            raise CohortFormatError(
+                f"{path}: '# ColHeaders' has no {needed} column (found: "
+                f"{' '.join(parsed.columns)}). Restore the file that "
+                "segmentThalamicNuclei.sh wrote."
+            )
+    name_at = parsed.columns.index("StructName")
+    vol_at = parsed.columns.index("Volume_mm3")
+    return {
+        _nucleus_name(path, lineno, tokens[name_at], hemi): _to_float(
+            path, lineno, "Volume_mm3", tokens[vol_at]
+        )
+        for lineno, tokens in parsed.rows
+    }
+
+
+def _read_nuclei_volumes_txt(path: Path) -> dict[str, float]:
+    """Read ``ThalamicNuclei.v1X.T1.volumes.txt``: one ``name volume`` per line."""
+    volumes: dict[str, float] = {}
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if len(tokens) != 2:
+            raise CohortFormatError(
+                f"{path}, line {lineno}: expected 'name volume' (e.g. "
+                f"'Left-PuA 227.317872'), got {line.strip()!r}. The file is "
+                "truncated or edited; re-run segmentThalamicNuclei.sh."
+            )
+        volumes[tokens[0]] = _to_float(path, lineno, "volume", tokens[1])
+    return volumes
+
+
+def _newest(paths: list[Path]) -> Path | None:
+    """The path with the highest ``.vNN.`` atlas version, None for no paths."""
+    versions = [(int(m[1]) if (m := _VERSION.search(p.name)) else -1, p) for p in paths]
+    return max(versions)[1] if versions else None
+
+
+def _pulvinar_volumes(stats_dir: Path) -> dict[str, float]:
+    """``fs_pulvinar_{l,r}_mm3`` from the newest thalamic-nuclei output, {} if none.
+
+    Per hemisphere the stats file is used when present, else ``volumes.txt``; a
+    hemisphere lacking one of the four nuclei gives NaN.
+    """
+    stats = {
+        hemi: _newest(list(stats_dir.glob(f"thalamic-nuclei.{hemi}.v*.T1.stats")))
+        for hemi in _HEMI_NAMES
+    }
+    txt = None
+    if not all(stats.values()):
+        mri_dir = stats_dir.parent / "mri"
+        txt = _newest(list(mri_dir.glob("ThalamicNuclei.v*.T1.volumes.txt")))
+    from_txt = read_thalamic_nuclei(txt) if txt is not None else {}
+    out: dict[str, float] = {}
+    for side, hemi in (("l", "lh"), ("r", "rh")):
+        if stats[hemi] is None and txt is None:
+            continue
+        nuclei = from_txt if stats[hemi] is None else read_thalamic_nuclei(stats[hemi])
+        names = [f"{_HEMI_NAMES[hemi]}-{n}" for n in PULVINAR_NUCLEI]
+        out[side] = sum(nuclei.get(n, np.nan) for n in names)
+    if not out:
+        return {}
+    return {f"fs_pulvinar_{side}_mm3": out.get(side, np.nan) for side in ("l", "r")}
+
+
+def _parcellation(stats_dir: Path) -> tuple[dict[str, Path], bool]:
+    """The ``?h.aparc.stats`` pair, else the ``?h.aparc.DKTatlas.stats`` pair."""
+    for atlas, is_dkt in (("aparc", False), ("aparc.DKTatlas", True)):
+        paths = {h: stats_dir / f"{h}.{atlas}.stats" for h in ("lh", "rh")}
+        if all(p.is_file() for p in paths.values()):
+            return paths, is_dkt
+    wanted = [
+        f"{h}.{a}.stats" for a in ("aparc", "aparc.DKTatlas") for h in ("lh", "rh")
+    ]
+    missing = [name for name in wanted if not (stats_dir / name).is_file()]
+    raise FileNotFoundError(
+        f"{stats_dir}: aseg.stats is there but {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not; the cortical measures need "
+        "lh.aparc.stats and rh.aparc.stats (or, failing those, both "
+        "?h.aparc.DKTatlas.stats). Finish recon-all (-autorecon3) for this subject "
+        "or copy the stats files from its recon-all output."
+    )
+
+
 ASEG_STRUCTURES = ("Thalamus", "Caudate", "Putamen", "Pallidum")
 
 
 def freesurfer_features(stats_dir: Path) -> dict[str, float]:
-    """Volumes (mm^3), thickness (mm) and the M1/precuneus ratio (recon-all stats)."""
+    """Volumes, thickness, M1/precuneus ratio and eTIV-normalised volumes.
+
+    Parameters
+    ----------
+    stats_dir : Path
+        A recon-all ``stats/`` folder, ``derivatives/freesurfer/sub-X/stats``;
+        thalamic-nuclei volumes are also looked for in the sibling ``mri/``.
+
+    Returns
+    -------
+    dict of str to float
+        Empty when ``aseg.stats`` is absent. Otherwise ``fs_etiv_mm3``,
+        ``fs_total_gray_mm3``, ``fs_{thalamus,caudate,putamen,pallidum}_{l,r}_mm3``
+        (aseg), ``fs_{precentral,precuneus}_{l,r}_mm3`` (grey-matter volume) and
+        ``fs_mean_thickness_{l,r}_mm`` from ``?h.aparc.stats`` or, when that pair
+        is missing, ``?h.aparc.DKTatlas.stats`` (``qc_fs_parcellation_dkt`` = 1.0);
+        ``fs_m1_precuneus_ratio``; ``fs_pulvinar_{l,r}_mm3`` (PuA + PuM + PuL +
+        PuI) only when thalamic-nuclei volumes exist; and for every ``fs_<x>_mm3``
+        but eTIV, ``fs_<x>_etiv_pct`` = 100 x volume / eTIV. All volumes in mm^3.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``aseg.stats`` exists but neither parcellation pair does.
+    CohortFormatError
+        If a stats or thalamic-nuclei file is malformed.
+
+    Examples
+    --------
+    >>> feats = freesurfer_features(Path("tests/data/real/freesurfer/bert/stats"))
+    >>> round(feats["fs_m1_precuneus_ratio"], 2), feats["qc_fs_parcellation_dkt"]
+    (1.52, 0.0)
+    """
+    stats_dir = Path(stats_dir)
     aseg_path = stats_dir / "aseg.stats"
     if not aseg_path.exists():
         return {}
@@ -320,8 +538,9 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
     for side, hemi in (("l", "Left"), ("r", "Right")):
         for s in ASEG_STRUCTURES:
             out[f"fs_{s.lower()}_{side}_mm3"] = aseg.volumes.get(f"{hemi}-{s}", np.nan)
+    parcellation, is_dkt = _parcellation(stats_dir)
     for side, hemi in (("l", "lh"), ("r", "rh")):
-        aparc = read_aparc_stats(stats_dir / f"{hemi}.aparc.stats")
+        aparc = read_aparc_stats(parcellation[hemi])
         gray = aparc.regions["GrayVol"] if "GrayVol" in aparc.regions else {}
         out[f"fs_precentral_{side}_mm3"] = float(gray.get("precentral", np.nan))
         out[f"fs_precuneus_{side}_mm3"] = float(gray.get("precuneus", np.nan))
@@ -332,4 +551,10 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
     out["fs_m1_precuneus_ratio"] = (
         out["fs_precentral_l_mm3"] + out["fs_precentral_r_mm3"]
     ) / (out["fs_precuneus_l_mm3"] + out["fs_precuneus_r_mm3"])
+    out["qc_fs_parcellation_dkt"] = float(is_dkt)
+    # Pulvinar atrophy in RRMS vs controls and NMOSD (Pudlac 2020; lit §5).
+    out.update(_pulvinar_volumes(stats_dir))
+    etiv = out["fs_etiv_mm3"] if out["fs_etiv_mm3"] > 0 else np.nan
+    for name in [n for n in out if n.endswith("_mm3") and n != "fs_etiv_mm3"]:
+        out[name.removesuffix("_mm3") + "_etiv_pct"] = 100.0 * out[name] / etiv
     return out

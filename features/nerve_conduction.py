@@ -429,5 +429,7 @@ def summarise_nerve_conduction(long: pd.DataFrame) -> pd.DataFrame:
         keys.append(key)
         records.append(_summarise_subject(group.to_dict("records")))
     index = pd.MultiIndex.from_tuples(keys, names=KEY) if keys else empty_index()
+    if not records:  # from_records drops the index names of an empty frame
+        return pd.DataFrame(columns=SUMMARY_COLUMNS, index=index, dtype="float64")
     out = pd.DataFrame.from_records(records, index=index, columns=SUMMARY_COLUMNS)
     return out.astype("float64")

@@ -1,43 +1,58 @@
-"""Region means of diffusion and susceptibility maps over the project atlas.
+"""Region statistics of diffusion, susceptibility and grey-matter maps over the atlas.
 
-A map (FA, MD, AD, RD or QSM) must already be in MNI152 2 mm space, on the grid of
-:func:`features.atlas.load_atlas`; :func:`check_map` says why one is not, and
-``resample=True`` resamples it instead (with a warning). Means are taken in one
-pass over the image with :func:`numpy.bincount` on the atlas labels, which are
-flattened once per atlas and cached.
+A map (FA, MD, AD, RD, QSM or a modulated GM segment) must already be in MNI152 2 mm
+space, on the grid of :func:`features.atlas.load_atlas`; :func:`check_map` says why
+one is not, and ``resample=True`` resamples it instead (with a warning).
+:func:`check_values` says whether its values are plausible for its kind (units, range,
+empty maps); :func:`region_stats` runs it with ``check=True``.
+
+Each image is read once, as float32, and reduced in one pass: the atlas's labelled
+voxels are flattened once per atlas, grouped by region and cached (also across
+copies of the same atlas, e.g. in joblib workers), so a region sum is one
+:func:`numpy.add.reduceat`. A ``.nii.gz`` file is decompressed in one call, which is
+faster than nibabel's streamed read.
 
 Non-finite voxels (NaN, +-inf) are left out of a region's mean. Exact zeros are kept
 in the mean (they are valid QSM values), but both count as missing in the QC
 fraction, since a zero in an FA/MD map usually marks a voxel outside the subject's
-brain mask.
+brain mask. In a GM map a zero means "no grey matter", so only non-finite voxels count
+as missing there.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 import warnings
 import weakref
+import zlib
 from dataclasses import dataclass
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from features.atlas import Atlas
 from features.errors import ImageMismatchError
 
 __all__ = [
     "AFFINE_TOLERANCE_MM",
+    "CHECK_SAMPLE_SIZE",
     "KINDS",
+    "OUTLIER_FRACTION",
     "check_map",
+    "check_values",
     "region_means",
     "region_qc",
     "region_stats",
 ]
 
-#: Map kinds this module knows; used in messages and as the Series name.
-KINDS: tuple[str, ...] = ("FA", "MD", "AD", "RD", "QSM")
+#: Map kinds this module knows; used in messages and as the Series name. "GM" is a
+#: modulated grey-matter segment (GM fraction times the Jacobian, unitless).
+KINDS: tuple[str, ...] = ("FA", "MD", "AD", "RD", "QSM", "GM")
 
 #: Largest allowed difference between a map's affine and the atlas's, in mm.
 AFFINE_TOLERANCE_MM = 1e-3
@@ -48,18 +63,53 @@ _RESAMPLE_FIX = (
 )
 
 
+#: Share of brain voxels that may lie outside a kind's plausible range (noise,
+#: interpolation ringing at the brain edge) before :func:`check_values` raises.
+OUTLIER_FRACTION = 0.01
+
+#: :func:`region_stats` checks values on every k-th brain voxel, k chosen to keep at
+#: least this many (the checks are robust statistics; a full brain is ~235,000).
+CHECK_SAMPLE_SIZE = 30_000
+
+#: Plausible median diffusivity over the brain, in mm^2/s (typical: ~0.0007-0.001).
+_DIFFUSIVITY_MM2_S = (1e-4, 1e-2)
+
+#: Other units a diffusivity map is written in: name, value in those units of
+#: 1 mm^2/s, and how to convert back to mm^2/s.
+_DIFFUSIVITY_UNITS = (
+    ("10^-3 mm^2/s (x1000)", 1e3, "divide the map by 1000"),
+    ("um^2/s (10^-6 mm^2/s, x1000000)", 1e6, "divide the map by 1000000"),
+    ("m^2/s (x0.000001)", 1e-6, "multiply the map by 1000000"),
+    ("cm^2/s (x0.01)", 1e-2, "multiply the map by 100"),
+)
+
+_KIND_NAMES = {
+    "FA": "fractional anisotropy",
+    "MD": "mean diffusivity",
+    "AD": "axial diffusivity",
+    "RD": "radial diffusivity",
+    "QSM": "susceptibility (ppb)",
+    "GM": "modulated grey-matter",
+}
+
+
 @dataclass(frozen=True)
 class _FlatLabels:
-    """Atlas labels flattened for :func:`numpy.bincount`."""
+    """Atlas labels and brain mask flattened (Fortran order) for fast reductions."""
 
-    voxels: np.ndarray  # flat indices of labelled voxels
-    codes: np.ndarray  # region position (0..n-1) of each of those voxels
+    voxels: np.ndarray  # flat indices of labelled voxels, grouped by region position
     sizes: np.ndarray  # voxels per region position
+    nonempty: np.ndarray  # region positions with at least one voxel
+    starts: np.ndarray  # offset of each non-empty region's group in ``voxels``
+    brain: np.ndarray  # flat indices of evenly spaced brain voxels (value checks)
+    index: pd.Index  # region keys, the index of region_stats
 
 
 _FLAT_LABELS: weakref.WeakKeyDictionary[Atlas, _FlatLabels] = (
     weakref.WeakKeyDictionary()
 )
+_FLAT_BY_CONTENT: dict[tuple[object, ...], _FlatLabels] = {}
+_MAX_CACHED_ATLASES = 4
 
 
 def check_map(
@@ -77,7 +127,7 @@ def check_map(
         From :func:`features.atlas.load_atlas`.
     path : str
         File the map came from, for messages.
-    kind : {"FA", "MD", "AD", "RD", "QSM"}
+    kind : {"FA", "MD", "AD", "RD", "QSM", "GM"}
         Map kind, for messages.
 
     Raises
@@ -100,12 +150,175 @@ def check_map(
         raise ImageMismatchError(f"{path}: {kind} map {problem}. {_RESAMPLE_FIX}")
 
 
+def check_values(
+    data: np.ndarray, brain_mask: np.ndarray, *, kind: str, path: str
+) -> None:
+    """Check that a map's values inside the brain are plausible for its kind.
+
+    Over the brain voxels with a finite value (``present``: also non-zero):
+
+    * every kind: some voxel must be finite and non-zero;
+    * FA: at most :data:`OUTLIER_FRACTION` of voxels outside ``[-0.01, 1.01]``;
+    * MD, AD, RD (mm^2/s): the median of ``present`` must be positive and lie in
+      ``[1e-4, 1e-2]`` (typically ~0.0007); x1000 unit mix-ups (10^-3 mm^2/s,
+      um^2/s, ...) are recognised and named;
+    * QSM (ppb): the 99th percentile of ``|present|`` must be at least 1 (a map in
+      ppm spans about 0.1);
+    * GM (modulated): at most :data:`OUTLIER_FRACTION` of voxels below -0.01 or
+      above 1.5.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The map on the atlas grid (any float dtype).
+    brain_mask : numpy.ndarray
+        Boolean brain mask of the same shape (e.g. from ``atlas.brain_mask_img``).
+    kind : {"FA", "MD", "AD", "RD", "QSM", "GM"}
+        Map kind; picks the rule.
+    path : str
+        File the map came from, for messages.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is unknown or the mask's shape differs from the map's.
+    ImageMismatchError
+        If the values are implausible; the message names the file, the kind, the
+        offending statistic and the fix.
+
+    Examples
+    --------
+    >>> mask = np.ones((4, 4, 4), dtype=bool)
+    >>> check_values(np.full((4, 4, 4), 0.45), mask, kind="FA", path="fa.nii.gz")
+    >>> check_values(np.full((4, 4, 4), 0.8), mask, kind="MD", path="md.nii.gz")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    features.errors.ImageMismatchError: md.nii.gz: MD map has median 0.8 ...
+    """
+    _check_kind(kind)
+    data = np.asarray(data)
+    mask = np.asarray(brain_mask, dtype=bool)
+    if data.shape != mask.shape:
+        raise ValueError(
+            f"{path}: {kind} map has shape {data.shape} but the brain mask has shape "
+            f"{mask.shape}. Pass the map on the atlas grid (region_stats(..., "
+            "resample=True) resamples it)."
+        )
+    _check_brain_values(data[mask], kind=kind, path=path)
+
+
+def _check_brain_values(values: np.ndarray, *, kind: str, path: str) -> None:
+    """:func:`check_values` on the map's brain voxels, already gathered."""
+    finite = values[np.isfinite(values)]
+    present = finite[finite != 0]
+    where = f"{path}: {kind} map"
+    if present.size == 0:
+        raise ImageMismatchError(
+            f"{where} is zero or NaN everywhere in the MNI152 brain mask; it holds "
+            f"no {_KIND_NAMES[kind]} values. Check that the file is "
+            "this subject's map and that it was written in MNI space (a native-space "
+            "map with an MNI header can fall outside the brain)."
+        )
+    if kind == "FA":
+        _check_fa(finite, where)
+    elif kind in ("MD", "AD", "RD"):
+        _check_diffusivity(present, where)
+    elif kind == "QSM":
+        spread = float(np.percentile(np.abs(present), 99))
+        if spread < 1.0:
+            raise ImageMismatchError(
+                f"{where}: the 99th percentile of |susceptibility| over brain voxels "
+                f"is {spread:.3g}; in ppb it is tens to hundreds (deep grey matter "
+                "~50-200 ppb), so the map looks like ppm (x1000 mix-up). Multiply "
+                "it by 1000 to get ppb."
+            )
+    elif kind == "GM":
+        _check_gm(finite, where)
+
+
+def _outside(values: np.ndarray, low: float, high: float) -> float:
+    """Fraction of ``values`` outside ``[low, high]``."""
+    return float(np.count_nonzero((values < low) | (values > high)) / values.size)
+
+
+def _check_fa(finite: np.ndarray, where: str) -> None:
+    """Raise unless FA lies in [0, 1] up to noise."""
+    share = _outside(finite, -0.01, 1.01)
+    if share <= OUTLIER_FRACTION:
+        return
+    low, high = np.percentile(finite, [1, 99])
+    fix = (
+        "It looks scaled by 1000 (stored as 0-1000): divide it by 1000."
+        if 1.01 < high <= 1010 and low >= -10
+        else "Check that the file is an FA map (not MD, a tensor component or a "
+        "T1 image)."
+    )
+    raise ImageMismatchError(
+        f"{where}: {share:.1%} of brain voxels lie outside [-0.01, 1.01] (1st-99th "
+        f"percentile {low:.3g} to {high:.3g}); FA is a fraction in [0, 1]. {fix}"
+    )
+
+
+def _check_diffusivity(present: np.ndarray, where: str) -> None:
+    """Raise unless the median diffusivity is plausible in mm^2/s; name the units."""
+    median = float(np.median(present))
+    low, high = _DIFFUSIVITY_MM2_S
+    if low <= median <= high:
+        return
+    stat = (
+        f"{where} has median {median:.3g} over brain voxels with a finite non-zero "
+        f"value; in mm^2/s it is about 0.0007 (plausible {low:g} to {high:g})"
+    )
+    if median <= 0:
+        raise ImageMismatchError(
+            f"{stat}. Diffusivities are positive: check the file is a diffusivity "
+            "map and was not sign-flipped or z-scored."
+        )
+    for unit, factor, fix in _DIFFUSIVITY_UNITS:
+        if low * factor <= median <= high * factor:
+            raise ImageMismatchError(
+                f"{stat}. It looks like {unit}: {fix} to get mm^2/s."
+            )
+    raise ImageMismatchError(
+        f"{stat}. Check the map's units and that it is a diffusivity map; convert "
+        "it to mm^2/s."
+    )
+
+
+def _check_gm(finite: np.ndarray, where: str) -> None:
+    """Raise unless modulated GM is >= 0 and mostly <= 1.5."""
+    negative = float(np.count_nonzero(finite < -0.01) / finite.size)
+    if negative > OUTLIER_FRACTION:
+        raise ImageMismatchError(
+            f"{where}: {negative:.1%} of brain voxels are below -0.01 (minimum "
+            f"{finite.min():.3g}); modulated grey-matter values are >= 0. Pass the "
+            "modulated GM segment (e.g. CAT12 mwp1, SPM mwc1), not a log-Jacobian, "
+            "z-score or difference map."
+        )
+    above = float(np.count_nonzero(finite > 1.5) / finite.size)
+    if above > OUTLIER_FRACTION:
+        high = float(np.percentile(finite, 99))
+        fix = (
+            "It looks like percent: divide it by 100."
+            if high <= 150
+            else "It looks like an intensity image: pass the modulated GM segment "
+            "(e.g. CAT12 mwp1, SPM mwc1)."
+        )
+        raise ImageMismatchError(
+            f"{where}: {above:.1%} of brain voxels exceed 1.5 (99th percentile "
+            f"{high:.3g}); modulated grey matter is a GM fraction times the Jacobian, "
+            f"mostly <= 1.5. {fix}"
+        )
+
+
 def region_stats(
     img_or_path: str | os.PathLike[str] | nib.spatialimages.SpatialImage,
     atlas: Atlas,
     *,
     kind: str,
     resample: bool = False,
+    check: bool = False,
 ) -> pd.DataFrame:
     """Mean, size and missing fraction of a map in every atlas region.
 
@@ -115,31 +328,36 @@ def region_stats(
         The map (NIfTI file or loaded image).
     atlas : Atlas
         From :func:`features.atlas.load_atlas`.
-    kind : {"FA", "MD", "AD", "RD", "QSM"}
-        Map kind, for messages.
+    kind : {"FA", "MD", "AD", "RD", "QSM", "GM"}
+        Map kind, for messages and the value check.
     resample : bool, default False
         When the map is not on the atlas grid, resample it with continuous
         interpolation (out-of-field voxels become NaN) and warn, instead of raising.
+    check : bool, default False
+        Also run :func:`check_values` on the map's brain voxels (same read; on
+        every k-th brain voxel, keeping at least :data:`CHECK_SAMPLE_SIZE`).
 
     Returns
     -------
     pandas.DataFrame
         Indexed by region key in atlas order, with columns ``mean`` (over finite
         voxels; NaN when there are none), ``n_voxels`` (region size) and
-        ``missing_fraction`` (fraction of voxels that are non-finite or exactly 0).
+        ``missing_fraction`` (fraction of voxels that are non-finite or exactly 0;
+        for ``kind="GM"`` only non-finite).
 
     Raises
     ------
     ImageMismatchError
-        If the file is not a readable image, or fails :func:`check_map` (without
-        ``resample``, or when it is not 3D).
+        If the file is not a readable image, fails :func:`check_map` (without
+        ``resample``, or when it is not 3D), or, with ``check``, fails
+        :func:`check_values`.
 
     Warns
     -----
     UserWarning
         When the map is resampled, and when a region has no finite voxel.
     """
-    return _region_stats(img_or_path, atlas, kind=kind, resample=resample)
+    return _region_stats(img_or_path, atlas, kind=kind, resample=resample, check=check)
 
 
 def _region_stats(
@@ -148,6 +366,7 @@ def _region_stats(
     *,
     kind: str,
     resample: bool,
+    check: bool,
 ) -> pd.DataFrame:
     """Worker of :func:`region_stats`; warnings point at the public caller's caller."""
     path = _describe(img_or_path)
@@ -157,7 +376,7 @@ def _region_stats(
     problem = _grid_problem(img, atlas)
     if problem and not resample:
         raise ImageMismatchError(f"{path}: {kind} map {problem}. {_RESAMPLE_FIX}")
-    data = np.asarray(img.dataobj).reshape(shape)
+    data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     if problem:
         data = _resample(data, img.affine, atlas)
         warnings.warn(
@@ -167,21 +386,28 @@ def _region_stats(
         )
 
     flat = _flat_labels(atlas)
-    values = data.reshape(-1)[flat.voxels].astype(np.float64)
+    vector = data.ravel(order="F")  # a view: nibabel returns Fortran-ordered arrays
+    if check:
+        _check_brain_values(vector[flat.brain], kind=kind, path=path)
+    values = vector[flat.voxels]
     finite = np.isfinite(values)
-    n = len(flat.sizes)
-    sums = np.bincount(flat.codes, weights=np.where(finite, values, 0.0), minlength=n)
-    n_finite = np.bincount(flat.codes, weights=finite, minlength=n)
-    n_missing = np.bincount(flat.codes, weights=~finite | (values == 0), minlength=n)
+    missing = ~finite if kind == "GM" else ~finite | (values == 0)
+    sums = _region_sums(np.where(finite, values, 0), flat)
+    n_finite = _region_sums(finite, flat)
+    n_missing = _region_sums(missing, flat)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(n_finite > 0, sums / n_finite, np.nan)
-        missing = n_missing / flat.sizes
+        missing_fraction = n_missing / flat.sizes
     stats = pd.DataFrame(
-        {"mean": means, "n_voxels": flat.sizes, "missing_fraction": missing},
-        index=pd.Index(list(atlas.regions), name="region"),
+        {
+            "mean": means,
+            "n_voxels": flat.sizes,
+            "missing_fraction": missing_fraction,
+        },
+        index=flat.index,
     )
-    empty = stats.index[n_finite == 0].tolist()
-    if empty:
+    if (n_finite == 0).any():
+        empty = stats.index[n_finite == 0].tolist()
         warnings.warn(
             f"{path}: {kind} map has no finite voxel in regions {empty}; their means "
             "are NaN. Check the map's brain mask and field of view.",
@@ -190,12 +416,21 @@ def _region_stats(
     return stats
 
 
+def _region_sums(values: np.ndarray, flat: _FlatLabels) -> np.ndarray:
+    """Float64 sum of per-voxel ``values`` (in ``flat.voxels`` order) per region."""
+    sums = np.zeros(len(flat.sizes))
+    if len(values):
+        sums[flat.nonempty] = np.add.reduceat(values, flat.starts, dtype=np.float64)
+    return sums
+
+
 def region_means(
     img_or_path: str | os.PathLike[str] | nib.spatialimages.SpatialImage,
     atlas: Atlas,
     *,
     kind: str,
     resample: bool = False,
+    check: bool = False,
 ) -> pd.Series:
     """Mean of a map over every atlas region, ignoring non-finite voxels.
 
@@ -214,7 +449,7 @@ def region_means(
     >>> means["cst_l"]  # doctest: +SKIP
     0.52
     """
-    stats = _region_stats(img_or_path, atlas, kind=kind, resample=resample)
+    stats = _region_stats(img_or_path, atlas, kind=kind, resample=resample, check=check)
     return stats["mean"].rename(kind)
 
 
@@ -224,8 +459,11 @@ def region_qc(
     *,
     kind: str,
     resample: bool = False,
+    check: bool = False,
 ) -> pd.Series:
     """Fraction of each region's voxels that are non-finite or exactly zero.
+
+    For ``kind="GM"`` only non-finite voxels count (zero grey matter is a value).
 
     Parameters and errors are those of :func:`region_stats`.
 
@@ -235,7 +473,7 @@ def region_qc(
         Fractions in ``[0, 1]`` indexed by region key, named ``kind``; 0 is full
         coverage.
     """
-    stats = _region_stats(img_or_path, atlas, kind=kind, resample=resample)
+    stats = _region_stats(img_or_path, atlas, kind=kind, resample=resample, check=check)
     return stats["missing_fraction"].rename(kind)
 
 
@@ -261,16 +499,46 @@ def _load(
     path: str,
     kind: str,
 ) -> nib.spatialimages.SpatialImage:
-    """Load a path with nibabel; pass an image through."""
+    """Load a path (``.nii.gz`` in one decompression, else nibabel); pass an image."""
     if not isinstance(img_or_path, str | os.PathLike):
         return img_or_path
     try:
+        if path.endswith(".nii.gz"):
+            return _load_nii_gz(path)
         return nib.load(img_or_path)
-    except ImageFileError as err:
+    except (ImageFileError, HeaderDataError, EOFError, zlib.error) as err:
         raise ImageMismatchError(
             f"{path}: cannot read the {kind} map as a NIfTI image ({err}). Pass a "
             ".nii or .nii.gz file."
         ) from err
+    except gzip.BadGzipFile as err:
+        raise ImageMismatchError(
+            f"{path}: cannot read the {kind} map: it is not gzip-compressed ({err}). "
+            "If it is an uncompressed NIfTI file, rename it to .nii or gzip it."
+        ) from err
+
+
+def _load_nii_gz(path: str) -> nib.spatialimages.SpatialImage:
+    """Read a gzipped NIfTI-1 or -2 file, decompressing all of it in one call."""
+    with open(path, "rb") as handle:
+        compressed = handle.read()
+    if compressed[:2] != b"\x1f\x8b":
+        raise gzip.BadGzipFile(f"starts with {compressed[:2]!r}, not the gzip magic")
+    inflate = zlib.decompressobj(wbits=31)  # gzip wrapper, CRC checked by zlib
+    raw = inflate.decompress(compressed)
+    if not inflate.eof:
+        raise EOFError("the compressed file ends early (truncated?)")
+    if inflate.unused_data:  # several gzip members (e.g. bgzip): let gzip join them
+        raw = gzip.decompress(compressed)
+    sizes = {int.from_bytes(raw[:4], order) for order in ("little", "big")}
+    if 348 in sizes:
+        return nib.Nifti1Image.from_bytes(raw)
+    if 540 in sizes:
+        return nib.Nifti2Image.from_bytes(raw)
+    raise ImageFileError(
+        f"header size {int.from_bytes(raw[:4], 'little')} is neither 348 (NIfTI-1) "
+        "nor 540 (NIfTI-2)"
+    )
 
 
 def _shape_3d(
@@ -327,16 +595,52 @@ def _resample(data: np.ndarray, affine: np.ndarray, atlas: Atlas) -> np.ndarray:
 
 
 def _flat_labels(atlas: Atlas) -> _FlatLabels:
-    """Flattened labelled voxels and their region positions, cached per atlas."""
+    """Flattened labelled voxels, region positions and brain voxels of an atlas.
+
+    Cached per atlas object and, through a digest of the label and mask images, per
+    atlas content, so that the copies joblib unpickles in its workers share one entry.
+    """
     cached = _FLAT_LABELS.get(atlas)
     if cached is None:
-        labels = np.asarray(atlas.labels_img.dataobj).reshape(-1).astype(np.int64)
-        values = np.fromiter(atlas.regions.values(), dtype=np.int64)
-        lookup = np.full(max(labels.max(), values.max()) + 1, -1, dtype=np.int64)
-        lookup[values] = np.arange(len(values))
-        voxels = np.flatnonzero(lookup[np.clip(labels, 0, None)] >= 0)
-        codes = lookup[labels[voxels]]
-        sizes = np.bincount(codes, minlength=len(values))
-        cached = _FlatLabels(voxels=voxels, codes=codes, sizes=sizes)
+        labels = np.asarray(atlas.labels_img.dataobj)
+        brain = np.asarray(atlas.brain_mask_img.dataobj)
+        key = (tuple(atlas.regions.items()), _digest(labels), _digest(brain))
+        cached = _FLAT_BY_CONTENT.get(key)
+        if cached is None:
+            cached = _flatten(labels, brain, atlas.regions)
+            while len(_FLAT_BY_CONTENT) >= _MAX_CACHED_ATLASES:
+                del _FLAT_BY_CONTENT[next(iter(_FLAT_BY_CONTENT))]
+            _FLAT_BY_CONTENT[key] = cached
         _FLAT_LABELS[atlas] = cached
     return cached
+
+
+def _digest(array: np.ndarray) -> tuple[object, ...]:
+    """Shape, dtype and a hash of the values of an array."""
+    data = np.asfortranarray(array)
+    hashed = hashlib.blake2b(data.T.data, digest_size=16).hexdigest()
+    return data.shape, data.dtype.str, hashed
+
+
+def _flatten(
+    labels: np.ndarray, brain: np.ndarray, regions: dict[str, int]
+) -> _FlatLabels:
+    """Fortran-order flat indices of the labelled and brain voxels."""
+    flat = labels.ravel(order="F").astype(np.int64)
+    values = np.fromiter(regions.values(), dtype=np.int64)
+    lookup = np.full(max(flat.max(), values.max()) + 1, -1, dtype=np.int64)
+    lookup[values] = np.arange(len(values))
+    voxels = np.flatnonzero(lookup[np.clip(flat, 0, None)] >= 0)
+    codes = lookup[flat[voxels]]
+    voxels = voxels[np.argsort(codes, kind="stable")]  # grouped by region
+    sizes = np.bincount(codes, minlength=len(values))
+    in_brain = np.flatnonzero(brain.ravel(order="F") > 0)
+    step = max(1, len(in_brain) // CHECK_SAMPLE_SIZE)
+    return _FlatLabels(
+        voxels=voxels,
+        sizes=sizes,
+        nonempty=np.flatnonzero(sizes > 0),
+        starts=(np.cumsum(sizes) - sizes)[sizes > 0],
+        brain=in_brain[::step],
+        index=pd.Index(list(regions), name="region"),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -11,13 +12,22 @@ import pytest
 from features.errors import CohortFormatError
 from features.freesurfer import (
     APARC_COLUMNS,
+    freesurfer_features,
     read_aparc_stats,
     read_aseg_stats,
+    read_thalamic_nuclei,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BERT = DATA / "real" / "freesurfer" / "bert" / "stats"
 QUIRKS = DATA / "freesurfer_quirks"
+NUCLEI = QUIRKS / "thalamic_nuclei"
+LH_NUCLEI = NUCLEI / "stats" / "thalamic-nuclei.lh.v13.T1.stats"
+RH_NUCLEI = NUCLEI / "stats" / "thalamic-nuclei.rh.v13.T1.stats"
+VOLUMES_TXT = NUCLEI / "mri" / "ThalamicNuclei.v13.T1.volumes.txt"
+PULVINAR_L = 227.317872 + 1252.526558 + 211.323299 + 316.199687
+PULVINAR_R = 237.521340 + 1202.860683 + 215.482298 + 272.346834
+BERT_ETIV = 1520021.264474
 
 
 def _bert_text(name: str) -> str:
@@ -192,3 +202,234 @@ def test_aparc_with_unknown_hemisphere(tmp_path: Path) -> None:
     path.write_text(_bert_text("lh.aparc.stats").replace("# hemi lh\n", ""))
     with pytest.raises(CohortFormatError, match=r"aparc\.stats: cannot tell the hemi"):
         read_aparc_stats(path)
+
+
+# --- thalamic nuclei ---------------------------------------------------------------
+
+
+def test_thalamic_stats_without_colheaders_as_segment_script_writes_them() -> None:
+    left = read_thalamic_nuclei(LH_NUCLEI)
+    assert len(left) == 26  # 25 nuclei + Whole_thalamus
+    assert left["Left-PuM"] == pytest.approx(1252.526558)
+    assert left["Left-L-Sg"] == pytest.approx(28.052934)  # hyphen inside the name
+    assert left["Left-MV(Re)"] == pytest.approx(11.463548)
+    assert left["Left-Whole_thalamus"] == pytest.approx(7145.382416)
+    right = read_thalamic_nuclei(str(RH_NUCLEI))
+    assert set(right) == {n.replace("Left-", "Right-") for n in left}
+    assert right["Right-PuA"] == pytest.approx(237.521340)
+
+
+def test_thalamic_volumes_txt_holds_both_hemispheres() -> None:
+    volumes = read_thalamic_nuclei(VOLUMES_TXT)
+    assert len(volumes) == 52
+    assert volumes == {
+        **read_thalamic_nuclei(LH_NUCLEI),
+        **read_thalamic_nuclei(RH_NUCLEI),
+    }
+
+
+def test_thalamic_stats_with_colheaders_and_prefixed_names(tmp_path: Path) -> None:
+    # mri_segstats layout: columns from '# ColHeaders', names keep 'Left-'.
+    path = tmp_path / "thalamic-nuclei.lh.v12.T1.stats"
+    path.write_text(
+        "# Title Segmentation Statistics\n"
+        "# ColHeaders  Index SegId NVoxels Volume_mm3 StructName\n"
+        "  1 8120  0  227.3  Left-PuA\n"
+        "  2 8123  0 1252.5  Left-PuM\n"
+    )
+    assert read_thalamic_nuclei(path) == {"Left-PuA": 227.3, "Left-PuM": 1252.5}
+
+
+def test_thalamic_stats_row_with_wrong_field_count(tmp_path: Path) -> None:
+    path = tmp_path / LH_NUCLEI.name
+    path.write_text(LH_NUCLEI.read_text().replace("16 16  0 227", "16 16  227"))
+    with pytest.raises(
+        CohortFormatError, match=r"lh\.v13\.T1\.stats, line 17: table row has 4 fields"
+    ):
+        read_thalamic_nuclei(path)
+
+
+def test_thalamic_stats_non_numeric_volume(tmp_path: Path) -> None:
+    path = tmp_path / LH_NUCLEI.name
+    path.write_text(LH_NUCLEI.read_text().replace("227.317872 PuA", "nan? PuA"))
+    with pytest.raises(
+        CohortFormatError, match=r"line 17: column Volume_mm3 = 'nan\?'"
+    ):
+        read_thalamic_nuclei(path)
+
+
+def test_thalamic_stats_with_other_hemisphere_names(tmp_path: Path) -> None:
+    path = tmp_path / LH_NUCLEI.name
+    path.write_text("# swapped\n1 1  0 237.5 Right-PuA\n")
+    with pytest.raises(
+        CohortFormatError, match=r"line 2: structure 'Right-PuA' is in the lh file"
+    ):
+        read_thalamic_nuclei(path)
+
+
+def test_thalamic_stats_without_any_hemisphere(tmp_path: Path) -> None:
+    path = tmp_path / "thalamic-nuclei.v13.T1.stats"
+    path.write_text(LH_NUCLEI.read_text())
+    with pytest.raises(
+        CohortFormatError, match=r"line 2: structure 'AV' has no Left-/Right- prefix"
+    ):
+        read_thalamic_nuclei(path)
+
+
+def test_thalamic_stats_colheaders_without_volume(tmp_path: Path) -> None:
+    path = tmp_path / LH_NUCLEI.name
+    path.write_text("# ColHeaders Index StructName\n1 Left-PuA\n")
+    with pytest.raises(
+        CohortFormatError, match=r"lh\.v13\.T1\.stats: '# ColHeaders' has no Volume_mm3"
+    ):
+        read_thalamic_nuclei(path)
+
+
+def test_thalamic_volumes_txt_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / VOLUMES_TXT.name
+    path.write_text("Left-LGN 303.2\nLeft-PuA\n")
+    with pytest.raises(
+        CohortFormatError,
+        match=r"volumes\.txt, line 2: expected 'name volume'.*'Left-PuA'",
+    ):
+        read_thalamic_nuclei(path)
+    path.write_text("Left-LGN 3O3.2\n")
+    with pytest.raises(CohortFormatError, match=r"line 1: column volume = '3O3\.2'"):
+        read_thalamic_nuclei(path)
+
+
+@pytest.mark.parametrize("name", [LH_NUCLEI.name, VOLUMES_TXT.name])
+def test_thalamic_missing_file(tmp_path: Path, name: str) -> None:
+    with pytest.raises(FileNotFoundError, match=r"not found: .*segmentThalamicNuclei"):
+        read_thalamic_nuclei(tmp_path / name)
+
+
+# --- freesurfer_features -----------------------------------------------------------
+
+
+def _subject(tmp_path: Path, *drop: str) -> Path:
+    """A copy of bert's recon-all folder (stats/ and an empty mri/), minus ``drop``."""
+    stats = tmp_path / "sub-01" / "stats"
+    shutil.copytree(BERT, stats)
+    (stats.parent / "mri").mkdir()
+    for name in drop:
+        (stats / name).unlink()
+    return stats
+
+
+def test_features_on_bert(tmp_path: Path) -> None:
+    feats = freesurfer_features(_subject(tmp_path))
+    assert feats["fs_etiv_mm3"] == pytest.approx(BERT_ETIV)
+    assert feats["fs_thalamus_l_mm3"] == pytest.approx(8066.3)
+    assert feats["fs_precentral_l_mm3"] == 14392
+    assert feats["fs_mean_thickness_l_mm"] == pytest.approx(2.60273)
+    assert feats["fs_m1_precuneus_ratio"] == pytest.approx(29025 / 19052)
+    assert feats["qc_fs_parcellation_dkt"] == 0.0
+    assert not any("pulvinar" in name for name in feats)  # no thalamic nuclei
+    assert all(isinstance(v, float) for v in feats.values())
+
+
+def test_etiv_normalised_volumes(tmp_path: Path) -> None:
+    feats = freesurfer_features(_subject(tmp_path))
+    volumes = [n for n in feats if n.endswith("_mm3") and n != "fs_etiv_mm3"]
+    normalised = [n for n in feats if n.endswith("_etiv_pct")]
+    assert len(volumes) == 13
+    assert normalised == [n.replace("_mm3", "_etiv_pct") for n in volumes]
+    assert "fs_etiv_etiv_pct" not in feats
+    assert feats["fs_thalamus_l_etiv_pct"] == pytest.approx(100 * 8066.3 / BERT_ETIV)
+    assert feats["fs_total_gray_etiv_pct"] == pytest.approx(
+        100 * 675696.964762 / BERT_ETIV
+    )
+    assert 0.4 < feats["fs_thalamus_l_etiv_pct"] < 0.7
+
+
+def test_etiv_pct_is_nan_without_etiv(tmp_path: Path) -> None:
+    stats = _subject(tmp_path)
+    aseg = stats / "aseg.stats"
+    aseg.write_text(
+        "".join(
+            line
+            for line in aseg.read_text().splitlines(keepends=True)
+            if ", eTIV," not in line
+        )
+    )
+    feats = freesurfer_features(stats)
+    assert np.isnan(feats["fs_etiv_mm3"]) and np.isnan(feats["fs_thalamus_l_etiv_pct"])
+    assert feats["fs_thalamus_l_mm3"] == pytest.approx(8066.3)
+
+
+def test_dkt_fallback_when_aparc_missing(tmp_path: Path) -> None:
+    stats = _subject(tmp_path, "lh.aparc.stats")
+    feats = freesurfer_features(stats)
+    assert feats["qc_fs_parcellation_dkt"] == 1.0
+    # Both hemispheres switch to DKT, so the ratio never mixes two atlases.
+    assert feats["fs_precentral_l_mm3"] == 14289
+    assert feats["fs_precentral_r_mm3"] == 14531
+    assert feats["fs_precuneus_l_mm3"] == 8834
+    assert feats["fs_mean_thickness_r_mm"] == pytest.approx(2.59422)
+    assert feats["fs_m1_precuneus_ratio"] == pytest.approx(
+        (14289 + 14531) / (8834 + 10080)
+    )
+
+
+def test_missing_aparc_and_dkt_names_expected_files(tmp_path: Path) -> None:
+    stats = _subject(tmp_path, "lh.aparc.stats", "lh.aparc.DKTatlas.stats")
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"sub-01/stats: aseg\.stats is there but lh\.aparc\.stats, "
+        r"lh\.aparc\.DKTatlas\.stats are not.*-autorecon3",
+    ):
+        freesurfer_features(stats)
+
+
+def test_no_aseg_gives_no_features(tmp_path: Path) -> None:
+    assert freesurfer_features(_subject(tmp_path, "aseg.stats")) == {}
+
+
+def test_pulvinar_from_stats_files(tmp_path: Path) -> None:
+    stats = _subject(tmp_path)
+    shutil.copy(LH_NUCLEI, stats)
+    shutil.copy(RH_NUCLEI, stats)
+    feats = freesurfer_features(stats)
+    assert feats["fs_pulvinar_l_mm3"] == pytest.approx(PULVINAR_L)
+    assert feats["fs_pulvinar_r_mm3"] == pytest.approx(PULVINAR_R)
+    assert feats["fs_pulvinar_l_etiv_pct"] == pytest.approx(
+        100 * PULVINAR_L / BERT_ETIV
+    )
+
+
+def test_pulvinar_from_volumes_txt_of_older_versions(tmp_path: Path) -> None:
+    stats = _subject(tmp_path)
+    shutil.copy(VOLUMES_TXT, stats.parent / "mri" / "ThalamicNuclei.v12.T1.volumes.txt")
+    feats = freesurfer_features(stats)
+    assert feats["fs_pulvinar_l_mm3"] == pytest.approx(PULVINAR_L)
+    assert feats["fs_pulvinar_r_mm3"] == pytest.approx(PULVINAR_R)
+
+
+def test_pulvinar_prefers_stats_and_newest_version(tmp_path: Path) -> None:
+    stats = _subject(tmp_path)
+    shutil.copy(LH_NUCLEI, stats)
+    old = LH_NUCLEI.read_text().replace("227.317872 PuA", "1.0 PuA")
+    (stats / "thalamic-nuclei.lh.v9.T1.stats").write_text(old)
+    txt = VOLUMES_TXT.read_text().replace("Right-PuA 237.521340", "Right-PuA 1.0")
+    (stats.parent / "mri" / VOLUMES_TXT.name).write_text(txt)
+    feats = freesurfer_features(stats)
+    assert feats["fs_pulvinar_l_mm3"] == pytest.approx(PULVINAR_L)  # v13 over v9
+    # No rh stats file: the right side comes from volumes.txt.
+    assert feats["fs_pulvinar_r_mm3"] == pytest.approx(PULVINAR_R - 237.521340 + 1.0)
+
+
+def test_pulvinar_nan_when_a_nucleus_or_hemisphere_is_missing(tmp_path: Path) -> None:
+    stats = _subject(tmp_path)
+    lines = LH_NUCLEI.read_text().splitlines(keepends=True)
+    (stats / LH_NUCLEI.name).write_text("".join(x for x in lines if "PuI" not in x))
+    feats = freesurfer_features(stats)
+    assert np.isnan(feats["fs_pulvinar_l_mm3"])
+    assert np.isnan(feats["fs_pulvinar_r_mm3"])  # no rh file, no volumes.txt
+
+
+def test_bad_thalamic_file_is_an_error_of_the_subject(tmp_path: Path) -> None:
+    stats = _subject(tmp_path)
+    (stats / LH_NUCLEI.name).write_text("# t\n1 1 0 PuA\n")
+    with pytest.raises(CohortFormatError, match=r"line 2: table row has 4 fields"):
+        freesurfer_features(stats)

@@ -32,3 +32,16 @@ def test_existing_outputs_are_not_overwritten(tmp_path, caplog):
 def test_missing_participants_is_a_clear_error(tmp_path, caplog):
     assert main(["extract", str(tmp_path), "--out", str(tmp_path / "f.csv")]) == 2
     assert "participants.tsv not found" in caplog.text
+
+
+def test_cohort_without_optional_tables(tmp_path):
+    from features.extract import extract_features
+    from features.simulate.cohort import simulate_cohort
+
+    cohort = simulate_cohort(tmp_path / "c", n=10, seed=5)
+    for name in ("nerve_conduction.tsv", "peripheral_mri.tsv", "clinical.tsv"):
+        (cohort / name).unlink()
+    table = extract_features(cohort, n_jobs=1).table
+    assert len(table) == 10
+    assert (table["has_ncs"] == 0).all() and (table["has_clinical"] == 0).all()
+    assert table["source_ncs"].isna().all()

@@ -1,7 +1,10 @@
-"""Tests for features.regions: region means of maps over the project atlas."""
+"""Tests for features.regions: value checks and region statistics of maps."""
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import pickle
 from pathlib import Path
 
 import nibabel as nib
@@ -11,7 +14,14 @@ import pytest
 
 from features.atlas import Atlas, load_atlas
 from features.errors import ImageMismatchError
-from features.regions import check_map, region_means, region_qc, region_stats
+from features.regions import (
+    _flat_labels,
+    check_map,
+    check_values,
+    region_means,
+    region_qc,
+    region_stats,
+)
 
 
 @pytest.fixture(scope="session")
@@ -198,3 +208,212 @@ def test_unreadable_file_raises(atlas: Atlas, tmp_path: Path) -> None:
     path.write_text("not an image")
     with pytest.raises(ImageMismatchError, match=r"sub-03_QSM\.txt: cannot read"):
         region_means(path, atlas, kind="QSM")
+
+
+# --- value checks ----------------------------------------------------------------
+
+
+def _brain(atlas: Atlas) -> np.ndarray:
+    return np.asarray(atlas.brain_mask_img.dataobj) > 0
+
+
+def _filled(atlas: Atlas, value: float) -> np.ndarray:
+    """``value`` in every brain voxel, 0 outside (C order)."""
+    return np.ascontiguousarray(np.where(_brain(atlas), value, 0.0), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("FA", 0.45), ("MD", 0.0008), ("AD", 0.0012), ("RD", 0.0005), ("QSM", -40.0),
+     ("GM", 0.7)],
+)  # fmt: skip
+def test_plausible_values_pass(atlas: Atlas, kind: str, value: float) -> None:
+    check_values(_filled(atlas, value), _brain(atlas), kind=kind, path="ok.nii")
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "match"),
+    [
+        ("FA", 450.0, r"FA map: 100\.0% of brain voxels lie outside.*scaled by 1000"
+         r".*divide it by 1000"),
+        ("FA", 5000.0, r"FA map: .*Check that the file is an FA map"),
+        ("MD", 0.8, r"MD map has median 0\.8 .*divide the map by 1000 to get"),
+        ("AD", 1200.0, r"AD map has median 1\.2e\+03 .*um\^2/s.*divide the map by "
+         r"1000000"),
+        ("RD", 6e-10, r"RD map has median 6e-10 .*m\^2/s.*multiply the map by "
+         r"1000000"),
+        ("MD", 8e-5, r"MD map has median 8e-05 .*cm\^2/s.*multiply the map by 100 "),
+        ("MD", -0.0008, r"MD map has median -0\.0008 .*Diffusivities are positive"),
+        ("MD", 40.0, r"MD map has median 40 .*Check the map's units"),
+        ("QSM", 0.05, r"QSM map: the 99th percentile of \|susceptibility\| .* is "
+         r"0\.05;.*ppm"),
+        ("GM", -0.2, r"GM map: 100\.0% of brain voxels are below -0\.01"),
+        ("GM", 70.0, r"GM map: 100\.0% of brain voxels exceed 1\.5.*percent"),
+    ],
+)  # fmt: skip
+def test_implausible_values_raise(
+    atlas: Atlas, kind: str, value: float, match: str
+) -> None:
+    with pytest.raises(ImageMismatchError, match=r"^sub-09\.nii\.gz: " + match):
+        check_values(
+            _filled(atlas, value), _brain(atlas), kind=kind, path="sub-09.nii.gz"
+        )
+
+
+def test_fa_tolerates_a_few_outliers(atlas: Atlas) -> None:
+    data = _filled(atlas, 0.45)
+    inside = np.flatnonzero(_brain(atlas).ravel())
+    data.reshape(-1)[inside[::200]] = 1.3  # 0.5 % of the brain
+    check_values(data, _brain(atlas), kind="FA", path="fa.nii")
+    data.reshape(-1)[inside[::50]] = 1.3  # 2 %
+    with pytest.raises(ImageMismatchError, match=r"fa\.nii: FA map: 2\.0% of brain"):
+        check_values(data, _brain(atlas), kind="FA", path="fa.nii")
+
+
+@pytest.mark.parametrize("fill", [0.0, np.nan])
+def test_empty_map_raises(atlas: Atlas, fill: float) -> None:
+    data = np.full(atlas.shape, fill, dtype=np.float32)
+    data[0, 0, 0] = 0.5  # outside the brain: does not count
+    with pytest.raises(
+        ImageMismatchError,
+        match=r"e\.nii: RD map is zero or NaN everywhere in the MNI152 brain mask; it "
+        r"holds no radial diffusivity values",
+    ):
+        check_values(data, _brain(atlas), kind="RD", path="e.nii")
+
+
+def test_check_values_argument_errors(atlas: Atlas) -> None:
+    with pytest.raises(
+        ValueError, match=r"x\.nii: FA map has shape \(4, 4, 4\) but the brain mask"
+    ):
+        check_values(np.ones((4, 4, 4)), _brain(atlas), kind="FA", path="x.nii")
+    with pytest.raises(ValueError, match=r"kind = 'T1' is not a known map kind"):
+        check_values(np.ones((4, 4, 4)), np.ones((4, 4, 4)), kind="T1", path="x.nii")
+
+
+def test_region_stats_checks_values_on_request(atlas: Atlas) -> None:
+    img = _img(_filled(atlas, 0.8), atlas.affine)  # MD in 10^-3 mm^2/s
+    assert region_stats(img, atlas, kind="MD")["mean"].notna().all()
+    with pytest.raises(ImageMismatchError, match=r"<in-memory image>: MD map .*1000"):
+        region_stats(img, atlas, kind="MD", check=True)
+    with pytest.raises(ImageMismatchError, match=r"MD map has median 0\.8"):
+        region_means(img, atlas, kind="MD", check=True)
+    with pytest.raises(ImageMismatchError, match=r"MD map has median 0\.8"):
+        region_qc(img, atlas, kind="MD", check=True)
+
+
+def test_gm_missing_counts_only_non_finite(atlas: Atlas) -> None:
+    data = _filled(atlas, 0.6)
+    labels = _labels(atlas)
+    caudate = np.flatnonzero(labels.ravel() == atlas.regions["caudate_l"])
+    data.reshape(-1)[caudate[0::4]] = 0.0
+    data.reshape(-1)[caudate[1::4]] = np.nan
+    img = _img(data, atlas.affine)
+    gm = region_stats(img, atlas, kind="GM", check=True).loc["caudate_l"]
+    qsm = region_stats(img, atlas, kind="QSM").loc["caudate_l"]
+    assert gm["missing_fraction"] == pytest.approx(len(caudate[1::4]) / len(caudate))
+    assert qsm["missing_fraction"] == pytest.approx(
+        (len(caudate[0::4]) + len(caudate[1::4])) / len(caudate)
+    )
+
+
+# --- reading files ---------------------------------------------------------------
+
+
+def test_file_and_memory_orders_agree(atlas: Atlas, tmp_path: Path) -> None:
+    data = np.random.default_rng(2).uniform(0.1, 0.9, atlas.shape).astype(np.float32)
+    path = tmp_path / "fa.nii.gz"
+    nib.save(_img(data, atlas.affine), path)
+    from_file = region_stats(path, atlas, kind="FA", check=True)
+    in_memory = region_stats(_img(np.ascontiguousarray(data), atlas.affine), atlas,
+                             kind="FA")  # fmt: skip
+    fortran = region_stats(
+        _img(np.asfortranarray(data), atlas.affine), atlas, kind="FA"
+    )
+    pd.testing.assert_frame_equal(from_file, in_memory)
+    pd.testing.assert_frame_equal(from_file, fortran)
+
+
+@pytest.mark.parametrize(
+    "variant", ["nii", "nifti2", "big_endian", "two_gzip_members", "scaled_int16"]
+)
+def test_reads_nifti_variants(
+    atlas: Atlas, truth: pd.Series, tmp_path: Path, variant: str
+) -> None:
+    data = _piecewise_map(atlas, truth)
+    img = _img(data, atlas.affine)
+    path = tmp_path / "map.nii.gz"
+    if variant == "nii":
+        path = tmp_path / "map.nii"
+    elif variant == "nifti2":
+        img = nib.Nifti2Image(data, atlas.affine)
+    elif variant == "big_endian":
+        header = nib.Nifti1Header(endianness=">")
+        img = nib.Nifti1Image(data, atlas.affine, header)
+    elif variant == "scaled_int16":
+        img = nib.Nifti1Image(data, atlas.affine)
+        img.set_data_dtype(np.int16)  # nibabel stores with scl_slope
+    nib.save(img, path)
+    if variant == "big_endian":
+        assert nib.load(path).header.endianness == ">"
+    if variant == "two_gzip_members":  # as bgzip writes; one member per half
+        raw = gzip.decompress(path.read_bytes())
+        half = len(raw) // 2
+        path.write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]))
+    atol = 1e-3 if variant == "scaled_int16" else 1e-6
+    np.testing.assert_allclose(region_means(path, atlas, kind="QSM"), truth, atol=atol)
+
+
+def test_unreadable_gz_files_raise(atlas: Atlas, tmp_path: Path) -> None:
+    good = tmp_path / "good.nii.gz"
+    nib.save(_img(np.ones(atlas.shape, np.float32), atlas.affine), good)
+    truncated = tmp_path / "sub-11_FA.nii.gz"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(
+        ImageMismatchError, match=r"sub-11_FA\.nii\.gz: cannot read the FA map.*ends"
+    ):
+        region_means(truncated, atlas, kind="FA")
+    corrupt = tmp_path / "sub-12_FA.nii.gz"
+    raw = bytearray(good.read_bytes())
+    raw[-8] ^= 0xFF  # CRC of the gzip trailer
+    corrupt.write_bytes(bytes(raw))
+    with pytest.raises(ImageMismatchError, match=r"sub-12_FA\.nii\.gz: cannot read"):
+        region_means(corrupt, atlas, kind="FA")
+    plain = tmp_path / "sub-13_FA.nii.gz"
+    plain.write_bytes(gzip.decompress(good.read_bytes()))
+    with pytest.raises(
+        ImageMismatchError,
+        match=r"sub-13_FA\.nii\.gz: .*not gzip-compressed.*rename it to \.nii",
+    ):
+        region_means(plain, atlas, kind="FA")
+    text = tmp_path / "sub-14_FA.nii.gz"
+    text.write_bytes(gzip.compress(b"not an image at all"))
+    with pytest.raises(
+        ImageMismatchError, match=r"sub-14_FA\.nii\.gz: cannot read.*neither 348"
+    ):
+        region_means(text, atlas, kind="FA")
+    bad_magic = tmp_path / "sub-15_FA.nii.gz"
+    header = bytearray(gzip.decompress(good.read_bytes()))
+    header[344:348] = b"xyz\0"  # NIfTI magic
+    bad_magic.write_bytes(gzip.compress(bytes(header)))
+    with pytest.raises(ImageMismatchError, match=r"sub-15_FA\.nii\.gz: cannot read"):
+        region_means(bad_magic, atlas, kind="FA")
+
+
+# --- the flattened-label cache ---------------------------------------------------
+
+
+def test_cache_is_shared_by_pickled_copies(atlas: Atlas) -> None:
+    copy = pickle.loads(pickle.dumps(atlas))
+    assert copy is not atlas
+    assert _flat_labels(copy) is _flat_labels(atlas)
+
+
+def test_region_without_voxels(atlas: Atlas, truth: pd.Series) -> None:
+    ghost = dataclasses.replace(atlas, regions={**atlas.regions, "ghost": 99})
+    img = _img(_piecewise_map(atlas, truth), atlas.affine)
+    with pytest.warns(UserWarning, match=r"no finite voxel in regions \['ghost'\]"):
+        stats = region_stats(img, ghost, kind="QSM")
+    assert stats.loc["ghost", "n_voxels"] == 0
+    assert np.isnan(stats.loc["ghost", "mean"])
+    np.testing.assert_allclose(stats["mean"].drop("ghost"), truth, atol=1e-6)

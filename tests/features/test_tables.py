@@ -14,6 +14,7 @@ from features.tables import (
     CLINICAL_COLUMNS,
     PERIPHERAL_MRI_COLUMNS,
     SERUM_COLUMNS,
+    TITRE_CUTOFFS,
     Rule,
     read_clinical,
     read_peripheral_mri,
@@ -330,3 +331,180 @@ def test_peripheral_mri_bad_side_and_rating(cohort):
 )
 def test_rule_accepts(rule, value, ok):
     assert rule.accepts(value) is ok
+
+
+# --- serology titres ---------------------------------------------------------------
+
+
+def _serum(cohort_dir: Path, header: list[str], rows: list[list[str]], **kw):
+    write_tsv(cohort_dir / "serum.tsv", ["participant_id", *header], rows)
+    return read_serum(cohort_dir, read_participants(cohort_dir), **kw)
+
+
+def test_titre_cutoffs_are_the_documented_ones():
+    assert TITRE_CUTOFFS == {"anti_gm1_igm": 800.0, "aqp4_igg": 10.0}
+    doc = (
+        Path(__file__).resolve().parents[2] / "docs" / "cohort-format.md"
+    ).read_text()
+    assert "1:800" in doc and "1:10" in doc
+
+
+@pytest.mark.parametrize(
+    ("cell", "result", "titre"),
+    [
+        ("1:800", 1.0, 800.0),  # at the cut-off
+        ("1:400", 0.0, 400.0),
+        ("1/1600", 1.0, 1600.0),
+        ("3200", 1.0, 3200.0),
+        ("200", 0.0, 200.0),
+        ("positive (1:3200)", 1.0, 3200.0),
+        ("Positive(1:3200)", 1.0, 3200.0),
+        ("positive (1:400)", 1.0, 400.0),  # the lab's call wins over the cut-off
+        ("negative (1:1600)", 0.0, 1600.0),
+        ("negative (<1:100)", 0.0, math.nan),
+        ("<1:400", 0.0, math.nan),  # below a bound under the cut-off
+        (">1:3200", 1.0, math.nan),
+        ("1:1", 0.0, 1.0),
+        ("POS", 1.0, math.nan),
+        ("-", 0.0, math.nan),
+    ],
+)
+def test_anti_gm1_cells(cohort, cell, result, titre):
+    cohort_dir, _ = cohort
+    frame, issues = _serum(cohort_dir, ["anti_gm1_igm"], [["sub-01", cell]])
+    assert issues == []
+    row = frame.loc[("sub-01", "")]
+    assert row["anti_gm1_igm"] == result
+    assert row["anti_gm1_igm_titre"] == pytest.approx(titre, nan_ok=True)
+
+
+def test_aqp4_uses_its_own_cutoff_and_titre_column(cohort):
+    cohort_dir, _ = cohort
+    frame, issues = _serum(
+        cohort_dir,
+        ["aqp4_igg", "aqp4_igg_titre", "anti_gm1_igm_titre"],
+        [
+            ["sub-01", "1:10", "", "1:800"],
+            ["sub-02", "", "1:100", "400"],
+            ["sub-03", "negative (<1:10)", "", ""],
+        ],
+    )
+    assert issues == []
+    assert frame["aqp4_igg"].tolist() == [1.0, 1.0, 0.0]
+    assert frame["aqp4_igg_titre"].tolist()[:2] == [10.0, 100.0]
+    assert math.isnan(frame.loc[("sub-03", ""), "aqp4_igg_titre"])
+    # A titre column alone also decides positivity (against the cut-off).
+    assert frame["anti_gm1_igm"].tolist()[:2] == [1.0, 0.0]
+    assert frame["anti_gm1_igm_titre"].tolist()[:2] == [800.0, 400.0]
+    assert math.isnan(frame.loc[("sub-03", ""), "anti_gm1_igm"])
+
+
+def test_titre_column_agrees_or_conflicts_with_cell(cohort):
+    cohort_dir, _ = cohort
+    frame, issues = _serum(
+        cohort_dir,
+        ["anti_gm1_igm", "anti_gm1_igm_titre"],
+        [["sub-01", "positive", "1:3200"], ["sub-02", "1:800", "800"],
+         ["sub-03", "positive (1:3200)", "1:400"]],
+    )  # fmt: skip
+    assert frame["anti_gm1_igm"].tolist() == [1.0, 1.0, 1.0]
+    assert frame["anti_gm1_igm_titre"].tolist()[:2] == [3200.0, 800.0]
+    assert math.isnan(frame.loc[("sub-03", ""), "anti_gm1_igm_titre"])
+    assert [(i.participant_id, i.column, i.value) for i in issues] == [
+        ("sub-03", "anti_gm1_igm_titre", "1:400")
+    ]
+    with pytest.raises(
+        CohortFormatError,
+        match=r"serum\.tsv, row 2 \(sub-03\): anti_gm1_igm_titre = '1:400'; disagrees "
+        r"with the titre in anti_gm1_igm = 'positive \(1:3200\)'\. Give the titre",
+    ):
+        _serum(
+            cohort_dir,
+            ["anti_gm1_igm", "anti_gm1_igm_titre"],
+            [["sub-03", "positive (1:3200)", "1:400"]],
+            strict=True,
+        )
+
+
+def test_borderline_is_missing_with_an_issue(cohort):
+    cohort_dir, _ = cohort
+    frame, issues = _serum(
+        cohort_dir,
+        ["anti_gm1_igm", "aqp4_igg", "oligoclonal_bands"],
+        [["sub-01", "borderline", "Borderline (1:10)", "equivocal"]],
+    )
+    row = frame.loc[("sub-01", "")]
+    assert row[["anti_gm1_igm", "aqp4_igg", "oligoclonal_bands"]].isna().all()
+    assert row["aqp4_igg_titre"] == 10.0  # the titre is still reported
+    assert [(i.column, i.value) for i in issues] == [
+        ("anti_gm1_igm", "borderline"),
+        ("aqp4_igg", "Borderline (1:10)"),
+        ("oligoclonal_bands", "equivocal"),
+    ]
+    assert "neither positive nor negative, so it is left missing" in issues[0].message
+    with pytest.raises(
+        CohortFormatError,
+        match=r"serum\.tsv, row 2 \(sub-01\): anti_gm1_igm = 'borderline'; a "
+        r"borderline/equivocal result .* Enter the lab's titre",
+    ):
+        _serum(cohort_dir, ["anti_gm1_igm"], [["sub-01", "borderline"]], strict=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "cell", "pattern"),
+    [
+        (
+            "anti_gm1_igm",
+            "weak",
+            r"anti_gm1_igm = 'weak'; expected positive or negative \(or pos/neg, "
+            r"\+/-\), a titre \(1:800 or 800\) or both, e\.g\. 'positive \(1:3200\)'",
+        ),
+        (
+            "anti_gm1_igm",
+            "1",
+            r"anti_gm1_igm = 1; a bare 1 could be a yes/no code or a titre\. Write "
+            r"positive or negative, or the titre as 1:N",
+        ),
+        ("aqp4_igg", "0", r"aqp4_igg = 0; a bare 0 could be a yes/no code"),
+        ("aqp4_igg", "1:0", r"aqp4_igg = '1:0'; expected positive or negative"),
+        (
+            "anti_gm1_igm",
+            "<1:1600",
+            r"anti_gm1_igm = '<1:1600'; the bound <1:1600 does not say whether the "
+            r"titre reaches the positivity cut-off 1:800 .*Enter the lab's positive",
+        ),
+        ("aqp4_igg", ">1:5", r"aqp4_igg = '>1:5'; the bound >1:5 .* cut-off 1:10 "),
+        (
+            "anti_gm1_igm_titre",
+            "positive",
+            r"anti_gm1_igm_titre = 'positive'; expected a titre such as 1:800 or 800",
+        ),
+        (
+            "oligoclonal_bands",
+            "1:800",
+            r"oligoclonal_bands = '1:800'; expected positive or negative \(or pos/neg, "
+            r"\+/-\)\. Fix the value",
+        ),
+    ],
+)
+def test_bad_serology_cells(cohort, header, cell, pattern):
+    cohort_dir, _ = cohort
+    frame, issues = _serum(cohort_dir, [header], [["sub-01", cell]])
+    assert [(i.column, i.value) for i in issues] == [(header, cell)]
+    assert frame.loc[("sub-01", "")].drop(["nfl_pg_ml", "chi3l1_ng_ml"]).isna().all()
+    with pytest.raises(
+        CohortFormatError, match=rf"serum\.tsv, row 2 \(sub-01\): {pattern}"
+    ):
+        _serum(cohort_dir, [header], [["sub-01", cell]], strict=True)
+
+
+def test_bad_cell_falls_back_to_the_titre_column(cohort):
+    cohort_dir, _ = cohort
+    frame, issues = _serum(
+        cohort_dir,
+        ["anti_gm1_igm", "anti_gm1_igm_titre"],
+        [["sub-01", "weak", "1:1600"]],
+    )
+    assert [i.column for i in issues] == ["anti_gm1_igm"]
+    assert frame.loc[("sub-01", ""), "anti_gm1_igm"] == 1.0
+    assert frame.loc[("sub-01", ""), "anti_gm1_igm_titre"] == 1600.0

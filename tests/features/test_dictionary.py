@@ -1,0 +1,34 @@
+"""The data dictionary documents every column and docs/features.md is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from features.dictionary import ENTRIES, describe, to_markdown, undocumented
+from features.extract import extract_features
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "features.md"
+
+
+def test_every_extracted_column_is_documented(small_cohort):
+    table = extract_features(small_cohort, n_jobs=1).table
+    assert undocumented(table.columns) == []
+
+
+def test_entries_have_units_or_are_metadata():
+    for entry in ENTRIES:
+        assert entry.description
+        assert entry.unit or entry.modality == "metadata", entry.pattern
+
+
+def test_describe_matches_whole_names_only():
+    assert describe("dti_cst_l_fa").unit == "unitless"
+    assert describe("dti_cst_l_md").unit == "10^-3 mm^2/s"
+    assert describe("nfl_pg_ml_extra") is None
+
+
+def test_docs_features_md_is_generated_from_code():
+    assert DOC.read_text(encoding="utf-8") == to_markdown() + "\n", (
+        "docs/features.md is stale: run "
+        "`python -m features dictionary --out docs/features.md`"
+    )
