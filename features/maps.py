@@ -14,7 +14,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from features.atlas import Atlas
@@ -147,8 +146,9 @@ def gm_features(
 
     The volume of a region is the sum of the modulated GM values (GM fraction times
     the Jacobian of the warp to MNI) over its voxels times the voxel volume of the
-    atlas grid (8 mm^3, from its affine), / 1000. NaN voxels are filled with the
-    region's mean, so a partly covered region is not under-counted.
+    grid the map was averaged on (8 mm^3 on the atlas grid), / 1000. NaN voxels
+    are filled with the region's mean, so a partly covered region is not
+    under-counted.
 
     Parameters are those of :func:`dti_features`, with one file ``path``, e.g.
     :attr:`features.cohort.CohortPaths.gm_map`.
@@ -164,7 +164,7 @@ def gm_features(
     stats = region_stats(path, atlas, kind="GM", resample=resample, check=True)
     means, missing = _covered(stats, GM_REGIONS, path=path, kind="GM")
     sizes = stats["n_voxels"].to_dict()
-    voxel_ml = abs(float(np.linalg.det(atlas.affine[:3, :3]))) / 1000.0
+    voxel_ml = float(stats["voxel_mm3"].iloc[0]) / 1000.0  # the grid averaged on
     out = {
         f"vbm_{region}_ml": means[region] * sizes[region] * voxel_ml
         for region in GM_REGIONS

@@ -378,14 +378,19 @@ def _region_stats(
         raise ImageMismatchError(f"{path}: {kind} map {problem}. {_RESAMPLE_FIX}")
     data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
     if problem:
-        data = _resample(data, img.affine, atlas)
+        # The atlas goes to the map's grid (nearest neighbour, once per grid and
+        # cached), not the map to the atlas's: no interpolation of the values, and
+        # a cohort of maps on one grid pays for one resampling.
+        flat = _flat_labels_on(atlas, shape, img.affine)
+        voxel_mm3 = round(abs(float(np.linalg.det(img.affine[:3, :3]))), 6)
         warnings.warn(
-            f"{path}: {kind} map {problem}; resampled it to the atlas grid with "
-            "continuous interpolation. Resample upstream to silence this.",
+            f"{path}: {kind} map {problem}; averaged it over the atlas resampled to "
+            "the map's grid (nearest neighbour). Resample upstream to silence this.",
             stacklevel=3,
         )
-
-    flat = _flat_labels(atlas)
+    else:
+        flat = _flat_labels(atlas)
+        voxel_mm3 = round(abs(float(np.linalg.det(atlas.affine[:3, :3]))), 6)
     vector = data.ravel(order="F")  # a view: nibabel returns Fortran-ordered arrays
     if check:
         _check_brain_values(vector[flat.brain], kind=kind, path=path)
@@ -397,12 +402,15 @@ def _region_stats(
     n_missing = _region_sums(missing, flat)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(n_finite > 0, sums / n_finite, np.nan)
-        missing_fraction = n_missing / flat.sizes
+        # A region with no voxel on the map's grid (outside its field of view) is
+        # wholly missing.
+        missing_fraction = np.where(flat.sizes > 0, n_missing / flat.sizes, 1.0)
     stats = pd.DataFrame(
         {
             "mean": means,
             "n_voxels": flat.sizes,
             "missing_fraction": missing_fraction,
+            "voxel_mm3": voxel_mm3,
         },
         index=flat.index,
     )
@@ -578,20 +586,35 @@ def _fmt(affine: np.ndarray) -> str:
     return str(np.round(np.asarray(affine)[:3], 3).tolist())
 
 
-def _resample(data: np.ndarray, affine: np.ndarray, atlas: Atlas) -> np.ndarray:
-    """Resample a 3D array onto the atlas grid; out-of-field voxels are NaN."""
-    from nilearn.image import resample_to_img
+def _flat_labels_on(
+    atlas: Atlas, shape: tuple[int, ...], affine: np.ndarray
+) -> _FlatLabels:
+    """:func:`_flat_labels` of the atlas resampled (nearest) onto another grid."""
+    from nilearn.image import resample_img
 
-    img = nib.Nifti1Image(data.astype(np.float32), affine)
-    out = resample_to_img(
-        img,
-        atlas.labels_img,
-        interpolation="continuous",
-        fill_value=np.nan,
-        force_resample=True,
-        copy_header=True,
-    )
-    return np.asarray(out.dataobj)
+    base = _flat_labels(atlas)  # ensures the atlas's own entry and content key
+    key = (id(base), tuple(shape), tuple(np.round(affine, 4).ravel()))
+    cached = _FLAT_BY_CONTENT.get(key)
+    if cached is None:
+
+        def onto(img: nib.Nifti1Image) -> np.ndarray:
+            out = resample_img(
+                img,
+                target_affine=affine,
+                target_shape=shape,
+                interpolation="nearest",
+                force_resample=True,
+                copy_header=True,
+            )
+            return np.asarray(out.dataobj)
+
+        cached = _flatten(
+            onto(atlas.labels_img), onto(atlas.brain_mask_img), dict(atlas.regions)
+        )
+        while len(_FLAT_BY_CONTENT) >= _MAX_CACHED_ATLASES:
+            del _FLAT_BY_CONTENT[next(iter(_FLAT_BY_CONTENT))]
+        _FLAT_BY_CONTENT[key] = cached
+    return cached
 
 
 def _flat_labels(atlas: Atlas) -> _FlatLabels:

@@ -223,6 +223,21 @@ def test_resample_on_request(atlas: Atlas, tmp_path: Path) -> None:
     assert out["qc_dti_fa_cst_l_missing"] == 0.0
 
 
+def test_gm_volume_on_another_grid_uses_that_grid(atlas: Atlas, tmp_path: Path):
+    # A 3 mm map: the atlas is resampled onto it (nearest), voxels are 27 mm^3, and
+    # a uniform GM fraction gives about the same regional volume as on 2 mm.
+    affine = np.diag([3.0, 3.0, 3.0, 1.0])
+    affine[:3, 3] = [-99, -135, -75]
+    coarse = _save(np.full((67, 80, 66), 0.5), affine, tmp_path / "gm_3mm.nii.gz")
+    fine = _save(_brain_map(atlas, 0.5), atlas.affine, tmp_path / "gm_2mm.nii.gz")
+    with pytest.warns(UserWarning, match="nearest"):
+        on_coarse = gm_features(coarse, atlas, resample=True)
+    on_fine = gm_features(fine, atlas)
+    for region in ("precentral_l", "thalamus_r", "putamen_l"):
+        ratio = on_coarse[f"vbm_{region}_ml"] / on_fine[f"vbm_{region}_ml"]
+        assert 0.85 < ratio < 1.15, region
+
+
 def test_cohort_paths_gm_map() -> None:
     path = CohortPaths(Path("cohort"), "sub-01_ses-2").gm_map
     assert path == Path(

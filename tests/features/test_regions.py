@@ -79,7 +79,8 @@ def test_reads_a_file(atlas: Atlas, truth: pd.Series, tmp_path: Path) -> None:
     path = tmp_path / "sub-01_MD.nii.gz"
     nib.save(_img(_piecewise_map(atlas, truth), atlas.affine), path)
     stats = region_stats(path, atlas, kind="MD")
-    assert list(stats.columns) == ["mean", "n_voxels", "missing_fraction"]
+    assert list(stats.columns) == ["mean", "n_voxels", "missing_fraction", "voxel_mm3"]
+    assert (stats["voxel_mm3"] == 8.0).all()
     np.testing.assert_allclose(stats["mean"], truth, atol=1e-6)
     assert (stats["n_voxels"] == pd.Series(atlas.voxel_counts())).all()
 
