@@ -283,6 +283,24 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     ]
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a features table: .parquet, .csv, .tsv or .xlsx/.xls (first sheet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"features table {path} not found.")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="," if suffix == ".csv" else "\t")
+    if suffix in (".xlsx", ".xls"):
+        return pd.read_excel(path)
+    raise ValueError(
+        f"{path}: unsupported table type {suffix!r}; use .parquet, .csv, .tsv or "
+        ".xlsx."
+    )
+
+
 def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> Path:
     """Write ``table`` to ``out`` (.parquet, .csv or .tsv) atomically."""
     out = Path(out)
@@ -308,5 +326,6 @@ __all__ = [
     "MODALITIES",
     "extract_features",
     "feature_columns",
+    "read_table",
     "write_table",
 ]

@@ -78,16 +78,6 @@ def load_input(
 
         result = extract_features(Path(cohort))
         return result.table
-    path = Path(features)
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise FileNotFoundError(f"features table {path} not found.")
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="," if suffix == ".csv" else "\t")
-    if suffix in (".xlsx", ".xls"):
-        return pd.read_excel(path)
-    raise ValueError(
-        f"{path}: unsupported table type {suffix!r}; use .parquet, .csv, .tsv or .xlsx."
-    )
+    from features.extract import read_table
+
+    return read_table(Path(features))

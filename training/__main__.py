@@ -1,8 +1,9 @@
-"""Command line: ``python -m training [--cohort DIR] [options]``.
+"""Command line: ``python -m training [--config F] [--cohort DIR | --features F]``.
 
 With no arguments: simulate (or reuse) the default simulated cohort, extract its
 features, run nested cross-validation of every model family, refit the champion and
-register it in MLflow as ``models:/als-mimics-dx@champion``.
+register it in MLflow as ``models:/als-mimics-dx@champion``. Options override the
+``--config`` TOML file (keys documented in experiments/default.toml).
 """
 
 from __future__ import annotations
@@ -12,64 +13,74 @@ import logging
 import sys
 from pathlib import Path
 
-from training.config import TrainConfig
+from training.config import TASKS, TrainConfig
 
 log = logging.getLogger("training")
 
+# option -> config key (None: same name with dashes turned into underscores)
+_OPTIONS = {
+    "--cohort": ("cohort", Path, "cohort directory (default: simulated)"),
+    "--features": ("features", Path, "features table: .csv .tsv .parquet .xlsx"),
+    "--label-column": ("label_column", str, "diagnosis column of --features"),
+    "--group-column": ("group_column", str, "participant column of --features"),
+    "--site-column": ("site_column", str, "site column of --features"),
+    "--n": ("n_subjects", int, "simulated cohort size"),
+    "--seed": ("seed", int, "the seed of every random choice"),
+    "--task": ("task", str, f"one of {', '.join(TASKS)}"),
+    "--outer-folds": ("outer_folds", int, "outer CV folds"),
+    "--repeats": ("repeats", int, "outer CV repeats"),
+    "--inner-folds": ("inner_folds", int, "inner CV folds"),
+    "--trials": ("n_trials", int, "Optuna trials per search"),
+    "--calibrate": ("calibrate", str, "sigmoid, isotonic or none"),
+    "--alpha": ("alpha", float, "conformal miscoverage per class"),
+    "--bootstrap": ("n_bootstrap", int, "bootstrap resamples for CIs"),
+    "--permutations": ("n_permutations", int, "permutation-test resamples"),
+    "--tracking-uri": ("tracking_uri", str, "MLflow tracking URI"),
+    "--optuna-storage": ("optuna_storage", str, "Optuna storage URL"),
+    "--experiment": ("experiment", str, "MLflow experiment"),
+    "--model-name": ("model_name", str, "registered model name"),
+    "--jobs": ("n_jobs", int, "parallel outer folds"),
+}
+_LISTS = {
+    "--models": ("models", "model families"),
+    "--classes": ("classes", "classes of the diagnosis task"),
+    "--mimics": ("mimics", "classes pooled as mimics"),
+    "--contrast": ("contrast", "two classes, e.g. --contrast ALS MMN"),
+}
+
 
 def parse(argv: list[str] | None = None) -> TrainConfig:
-    """Build the frozen config from command-line arguments."""
-    d = TrainConfig()
+    """Build the frozen config: defaults < ``--config`` file < options."""
     p = argparse.ArgumentParser(
         prog="python -m training",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--cohort", type=Path, help="cohort directory (default: simulated)")
+    p.add_argument("--config", type=Path, help="TOML config (experiments/*.toml)")
+    for flag, (dest, kind, text) in _OPTIONS.items():
+        p.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    for flag, (dest, text) in _LISTS.items():
+        p.add_argument(flag, dest=dest, nargs="+", default=None, help=text)
     p.add_argument(
-        "--n",
-        type=int,
-        default=d.n_subjects,
-        help=f"simulated cohort size ({d.n_subjects})",
-    )
-    p.add_argument("--seed", type=int, default=d.seed, help=f"seed ({d.seed})")
-    p.add_argument(
-        "--models",
-        nargs="+",
-        default=list(d.models),
-        help=f"model families ({' '.join(d.models)})",
-    )
-    p.add_argument("--outer-folds", type=int, default=d.outer_folds)
-    p.add_argument("--inner-folds", type=int, default=d.inner_folds)
-    p.add_argument("--trials", type=int, default=d.n_trials, help="Optuna trials")
-    p.add_argument(
-        "--tracking-uri",
-        default=d.tracking_uri,
-        help=f"MLflow tracking URI ({d.tracking_uri})",
+        "--no-harmonize",
+        dest="harmonize",
+        action="store_false",
+        default=None,
+        help="skip ComBat site harmonisation",
     )
     p.add_argument(
-        "--optuna-storage",
-        default=d.optuna_storage,
-        help=f"Optuna storage URL ({d.optuna_storage})",
+        "--no-normative",
+        dest="normative",
+        action="store_false",
+        default=None,
+        help="skip control-referenced z-scores",
     )
-    p.add_argument("--experiment", default=d.experiment)
-    p.add_argument("--model-name", default=d.model_name)
-    p.add_argument("--jobs", type=int, default=d.n_jobs, help="parallel outer folds")
-    a = p.parse_args(argv)
-    return TrainConfig(
-        cohort=a.cohort,
-        n_subjects=a.n,
-        seed=a.seed,
-        models=tuple(a.models),
-        outer_folds=a.outer_folds,
-        inner_folds=a.inner_folds,
-        n_trials=a.trials,
-        tracking_uri=a.tracking_uri,
-        optuna_storage=a.optuna_storage,
-        experiment=a.experiment,
-        model_name=a.model_name,
-        n_jobs=a.jobs,
-    )
+    args = vars(p.parse_args(argv))
+    config = args.pop("config")
+    given = {k: v for k, v in args.items() if v is not None}
+    if config is not None:
+        return TrainConfig.from_toml(config, **given)
+    return TrainConfig().updated(**given)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,9 +100,22 @@ def nested_cv(
     storage_url: str,
     study_prefix: str,
     n_jobs: int = -1,
+    repeats: int = 1,
 ) -> NestedResult:
-    """Run nested CV of ``family``; returns out-of-fold probabilities and metrics."""
-    outer = StratifiedGroupKFold(outer_folds, shuffle=True, random_state=seed)
+    """Run (repeated) nested CV of ``family``; out-of-fold probabilities, metrics.
+
+    Outer folds: stratified by label, grouped by participant, reshuffled with seed
+    ``seed + r`` for repeat ``r``.
+    """
+    splits = [
+        (r * outer_folds + k, train, test)
+        for r in range(repeats)
+        for k, (train, test) in enumerate(
+            StratifiedGroupKFold(
+                outer_folds, shuffle=True, random_state=seed + r
+            ).split(X, y, groups)
+        )
+    ]
     folds = Parallel(n_jobs=n_jobs)(
         delayed(_run_fold)(
             k,
@@ -119,9 +132,12 @@ def nested_cv(
             storage_url=storage_url,
             study_prefix=study_prefix,
         )
-        for k, (train, test) in enumerate(outer.split(X, y, groups))
+        for k, train, test in splits
     )
-    oof = np.full((len(X), len(classes)), np.nan)
+    # Out-of-fold probabilities averaged over repeats (each subject is tested once
+    # per repeat).
+    total = np.zeros((len(X), len(classes)))
     for f in folds:
-        oof[f.test_index] = f.proba
+        total[f.test_index] += f.proba
+    oof = total / repeats
     return NestedResult(family, classes, oof, folds, score(y, oof, classes))

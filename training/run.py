@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 from models.pipelines import make_pipeline
 from training import tracking
 from training.config import TrainConfig
-from training.data import default_cohort, load_cohort, oracle_posteriors
+from training.data import load_training_data, oracle_posteriors
 from training.metrics import score
 from training.nested_cv import NestedResult, nested_cv
 from training.search import storage, tune
@@ -59,18 +60,24 @@ class RunResult:
 def run(cfg: TrainConfig) -> RunResult:
     """Train, evaluate and register a model as ``cfg`` says (see TrainConfig)."""
     start = time.perf_counter()
-    cohort = cfg.cohort or default_cohort(cfg.simulated_dir, cfg.n_subjects, cfg.seed)
-    data = load_cohort(cohort, n_jobs=cfg.n_jobs)
-    classes = [c for c in cfg.classes if c in set(data.y)]
+    data = load_training_data(cfg)
+    classes = [c for c in cfg.task_classes() if c in set(data.y)]
+    if len(classes) < 2:
+        raise ValueError(
+            f"{data.source}: task {cfg.task!r} needs two classes with subjects; "
+            f"found {classes}."
+        )
     columns = list(data.X.columns)
     tracking.start(cfg.tracking_uri, cfg.experiment)
     storage(cfg.optuna_storage)  # create the schema once, before parallel folds
-    with mlflow.start_run(run_name=f"train-{cohort.name}") as parent:
+    with mlflow.start_run(
+        run_name=f"train-{cfg.task}-{Path(data.source).name}"
+    ) as parent:
         prefix = f"{cfg.experiment}-{parent.info.run_id[:8]}"
         mlflow.log_params({k: str(v) for k, v in asdict(cfg).items()})
         mlflow.log_params(
             {
-                "cohort_dir": str(cohort),
+                "data_source": data.source,
                 "data_fingerprint": data.fingerprint,
                 "n_training_subjects": len(data.y),
                 "n_features": len(columns),
@@ -109,7 +116,7 @@ def run(cfg: TrainConfig) -> RunResult:
         )
         pipe = make_pipeline(champion, params, columns, seed=cfg.seed)
         pipe.fit(data.X, data.y)
-        oracle = _oracle(data, classes)
+        oracle = _oracle(data, classes, cfg)
         metrics = {f"{champion}_{k}": v for k, v in results[champion].metrics.items()}
         mlflow.log_metrics(
             {f"champion_{k}": v for k, v in results[champion].metrics.items()}
@@ -118,6 +125,7 @@ def run(cfg: TrainConfig) -> RunResult:
             mlflow.log_metrics({f"oracle_{k}": v for k, v in oracle.items()})
         metadata = {
             "family": champion,
+            "task": cfg.task,
             "classes": classes,
             "params": params,
             "feature_columns": columns,
@@ -160,6 +168,7 @@ def _evaluate(
             storage_url=cfg.optuna_storage,
             study_prefix=prefix,
             n_jobs=cfg.n_jobs,
+            repeats=cfg.repeats,
         )
         mlflow.log_param("family", family)
         mlflow.log_metrics(res.metrics)
@@ -180,10 +189,14 @@ def _evaluate(
     return res
 
 
-def _oracle(data, classes: list[str]) -> dict[str, float] | None:
+def _oracle(data, classes: list[str], cfg: TrainConfig) -> dict[str, float] | None:
+    """Metrics of the simulation's Bayes-optimal posterior, mapped to the task."""
     truth = oracle_posteriors(data.cohort_dir, data.table["participant_id"].to_numpy())
     if truth is None:
         return None
-    proba = truth[[f"p_{c}" for c in classes]].to_numpy()
+    columns = [
+        [f"p_{m}" for m in cfg.mimics] if c == "mimic" else [f"p_{c}"] for c in classes
+    ]
+    proba = np.column_stack([truth[cols].sum(axis=1).to_numpy() for cols in columns])
     proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
     return score(data.y, proba, classes)
