@@ -10,9 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import check_is_fitted
+
+#: The acquisition-site column: a string pass-through read by the harmoniser.
+SITE = "site"
 
 
 class ColumnChecker(TransformerMixin, BaseEstimator):
@@ -20,7 +25,9 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
 
     The first step of every pipeline: at ``transform`` it reports the column
     difference (missing and unexpected columns) instead of silently misaligning, and
-    returns the columns in the fitted order as floats.
+    returns the columns in the fitted order as floats. The acquisition-site column
+    ``site``, when among the columns, is the one exception: it passes through as
+    strings (missing stays ``<NA>``) for the site harmoniser, which drops it.
 
     Parameters
     ----------
@@ -63,7 +70,8 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
         bad = [
             c
             for c in cols
-            if not (pd.api.types.is_numeric_dtype(X[c]) or X[c].isna().all())
+            if c != SITE
+            and not (pd.api.types.is_numeric_dtype(X[c]) or X[c].isna().all())
         ]
         if bad:
             example = X[bad[0]].dropna().iloc[0]
@@ -76,7 +84,7 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         cols = list(self.feature_names_in_)
         self._check(X, cols)
-        return X[cols].astype(float)
+        return X[cols].astype({c: "string" if c == SITE else float for c in cols})
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
@@ -139,3 +147,120 @@ class BalancedClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class FoldCalibratedClassifier(ClassifierMixin, BaseEstimator):
+    """``CalibratedClassifierCV`` that copes with classes rarer than ``cv``.
+
+    Calibration is fitted by internal stratified K-fold on the data given to
+    ``fit`` (inside a pipeline: the training fold only). When the rarest class has
+    fewer than ``cv`` rows, the number of internal folds drops to that count (at
+    least 2), where ``CalibratedClassifierCV`` would raise. Class weights of the
+    wrapped estimator (``class_weight`` or :class:`BalancedClassifier`) apply in
+    every internal fit; the calibrators themselves are unweighted, so the
+    probabilities match the training prevalence.
+
+    Parameters
+    ----------
+    estimator : classifier
+        Cloned for each internal fold.
+    method : {"sigmoid", "isotonic", "temperature"}
+        Calibration method of ``CalibratedClassifierCV``.
+    cv : int
+        Internal folds (fewer when a class has fewer rows).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X = np.arange(20.0).reshape(-1, 1)
+    >>> y = np.array(["a"] * 10 + ["b"] * 8 + ["c"] * 2)
+    >>> clf = FoldCalibratedClassifier(LogisticRegression()).fit(X, y)
+    >>> clf.classes_.tolist(), clf.n_splits_
+    (['a', 'b', 'c'], 2)
+    """
+
+    def __init__(self, estimator=None, method: str = "sigmoid", cv: int = 3):
+        self.estimator = estimator
+        self.method = method
+        self.cv = cv
+
+    def fit(self, X, y):
+        y = np.asarray(y)
+        labels, counts = np.unique(y, return_counts=True)
+        if len(labels) == 2 and counts.min() < 2:
+            rare = str(labels[np.argmin(counts)])
+            raise ValueError(
+                f"class {rare!r} has {counts.min()} training row; calibrating "
+                "probabilities of a two-class task needs at least 2 rows per class. "
+                "Add rows of that class or build the pipeline with calibrate=None."
+            )
+        self.n_splits_ = int(max(2, min(self.cv, counts.min())))
+        cv = self.n_splits_
+        if counts.min() < self.n_splits_:
+            # explicit splits skip CalibratedClassifierCV's rows-per-class check; the
+            # singleton class is then learned in one internal fold only
+            cv = list(StratifiedKFold(self.n_splits_).split(np.zeros(len(y)), y))
+        self.calibrated_ = CalibratedClassifierCV(
+            clone(self.estimator), method=self.method, cv=cv
+        ).fit(X, y)
+        self.classes_ = self.calibrated_.classes_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return self.calibrated_.predict_proba(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def prefixed_columns(
+    X: pd.DataFrame, prefixes: tuple[str, ...], exclude: tuple[str, ...] = ()
+) -> list[str]:
+    """Numeric columns of ``X`` starting with one of ``prefixes``, bar 0/1 flags."""
+    cols = []
+    for c in X.columns:
+        if c == SITE or c in exclude or not str(c).startswith(tuple(prefixes)):
+            continue
+        if not pd.api.types.is_numeric_dtype(X[c]):
+            continue
+        values = X[c].dropna().to_numpy(float)
+        if values.size and np.isin(values, (0.0, 1.0)).all():
+            continue  # availability or rejection flags are not measurements
+        cols.append(c)
+    return cols
+
+
+def reference_rows(y, reference: str | None, n_rows: int, owner: str) -> np.ndarray:
+    """Boolean mask of the rows labelled ``reference`` (every row when ``None``)."""
+    if reference is None:
+        return np.ones(n_rows, dtype=bool)
+    if y is None:
+        raise ValueError(
+            f"{owner}(reference={reference!r}) needs the diagnosis labels y in fit to "
+            "find the reference rows: call fit(X, y) (a Pipeline passes y to every "
+            "step), or set reference=None to use every training row."
+        )
+    y = np.asarray(y)
+    if y.shape != (n_rows,):
+        raise ValueError(
+            f"{owner}: y has shape {y.shape} but X has {n_rows} rows; pass one label "
+            "per row of X."
+        )
+    return np.array([str(v) == reference for v in y])
+
+
+def covariate_means(X: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Training means of the covariates (0 where a covariate is never observed)."""
+    values = X[columns].to_numpy(float) if columns else np.zeros((len(X), 0))
+    observed = ~np.isnan(values)
+    total = np.where(observed, values, 0.0).sum(axis=0)
+    return np.where(observed.any(axis=0), total / np.maximum(observed.sum(0), 1), 0.0)
+
+
+def covariate_design(
+    X: pd.DataFrame, columns: list[str], means: np.ndarray
+) -> np.ndarray:
+    """Covariates centred on the training means, missing values at the mean."""
+    values = X[columns].to_numpy(float) if columns else np.zeros((len(X), 0))
+    return np.where(np.isnan(values), 0.0, values - means)

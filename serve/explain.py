@@ -35,30 +35,40 @@ class Explanation:
 
 
 def shap_values(bundle: Bundle, table: pd.DataFrame, seed: int = 0) -> Explanation:
-    """Permutation SHAP values of ``bundle`` on the feature columns of ``table``."""
+    """Permutation SHAP values of ``bundle`` on the feature columns of ``table``.
+
+    The acquisition ``site`` (read by the harmonisation step) is not a feature to
+    explain: each subject is explained at its own site.
+    """
     import shap
 
-    X = table[bundle.feature_columns].astype(float)
+    numeric = [c for c in bundle.feature_columns if c != "site"]
+    X = table[numeric].astype(float).reset_index(drop=True)
+    sites = (
+        table["site"].astype("string").reset_index(drop=True)
+        if "site" in bundle.feature_columns
+        else None
+    )
     background = X.sample(min(len(X), MAX_BACKGROUND), random_state=seed)
     pipe = bundle.pipeline
     order = [list(map(str, pipe.classes_)).index(c) for c in bundle.classes]
-
-    def f(data: np.ndarray) -> np.ndarray:
-        frame = pd.DataFrame(data, columns=X.columns)
-        return pipe.predict_proba(frame)[:, order]
-
     masker = shap.maskers.Independent(
         background.to_numpy(), max_samples=len(background)
     )
-    explainer = shap.explainers.Permutation(f, masker, seed=seed)
-    result = explainer(X.to_numpy(), max_evals=2 * X.shape[1] + 1)
-    return Explanation(
-        np.asarray(result.values),
-        np.asarray(result.base_values),
-        list(X.columns),
-        bundle.classes,
-        X,
-    )
+    values, base = [], []
+    for i in range(len(X)):
+
+        def f(data: np.ndarray, i: int = i) -> np.ndarray:
+            frame = pd.DataFrame(data, columns=numeric)
+            if sites is not None:
+                frame["site"] = pd.array([sites[i]] * len(frame), dtype="string")
+            return pipe.predict_proba(frame[bundle.feature_columns])[:, order]
+
+        explainer = shap.explainers.Permutation(f, masker, seed=seed)
+        result = explainer(X.iloc[[i]].to_numpy(), max_evals=2 * X.shape[1] + 1)
+        values.append(np.asarray(result.values)[0])
+        base.append(np.asarray(result.base_values)[0])
+    return Explanation(np.array(values), np.array(base), numeric, bundle.classes, X)
 
 
 def modality_of(feature: str) -> str:

@@ -37,7 +37,8 @@ def predict(
     Returns
     -------
     DataFrame
-        Identifiers, ``p_<CLASS>`` per class, ``predicted_class``, ``p_als``,
+        Identifiers, ``p_<CLASS>`` per class, ``predicted_class``, the conformal
+        ``prediction_set`` at the bundle's alpha (e.g. ``{ALS, MMN}``), ``p_als``,
         ``unseen_site`` (site absent from training), ``modalities_used`` and
         ``model``.
     """
@@ -52,6 +53,13 @@ def predict(
     for j, c in enumerate(bundle.classes):
         out[f"p_{c}"] = proba[:, j]
     out["predicted_class"] = np.asarray(bundle.classes)[proba.argmax(axis=1)]
+    conformal = bundle.metadata.get("conformal")
+    if conformal:  # class-conditional sets: c is in iff 1 - p_c <= its threshold
+        limits = np.array([conformal["thresholds"][c] for c in bundle.classes])
+        member = (1.0 - proba) <= limits[None, :]
+        out["prediction_set"] = [
+            "{" + ", ".join(np.asarray(bundle.classes)[row]) + "}" for row in member
+        ]
     out["p_als"] = out["p_ALS"] if "ALS" in bundle.classes else np.nan
     sites = set(bundle.metadata.get("sites", []))
     site = table["site"].astype("string") if "site" in table else None

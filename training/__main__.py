@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from training.config import TASKS, TrainConfig
@@ -86,6 +88,10 @@ def parse(argv: list[str] | None = None) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     """Run training; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Small training folds make the per-fold fallbacks (ComBat, normative scores,
+    # calibration) warn many times; set PYTHONWARNINGS yourself to see them.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
+    warnings.filterwarnings("ignore", category=UserWarning)
     for noisy in ("mlflow", "alembic", "optuna"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

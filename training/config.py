@@ -130,6 +130,19 @@ class TrainConfig:
         if self.cohort is not None and self.features is not None:
             raise ValueError("give either a cohort directory or a features table.")
 
+    def pipeline_options(self, labels: set[str]) -> dict[str, object]:
+        """Keyword arguments of ``models.pipelines.make_pipeline`` for this run.
+
+        Harmonisation and normative scores use the controls as reference when the
+        task's labels include them, else every training row (``reference=None``).
+        """
+        return {
+            "calibrate": None if self.calibrate == "none" else self.calibrate,
+            "harmonize": self.harmonize,
+            "normative": self.normative,
+            "reference": "HC" if "HC" in labels else None,
+        }
+
     def task_classes(self) -> tuple[str, ...]:
         """Labels the model is trained on for this task."""
         if self.task == "als_vs_mimics":

@@ -158,6 +158,9 @@ def prepare(
     columns = feature_columns(rows.drop(columns=["participant_id"], errors="ignore"))
     if not columns:
         raise ValueError(f"{source}: no numeric feature columns to train on.")
+    if cfg.harmonize and "site" in rows:  # read by ComBat, dropped after it
+        rows["site"] = rows["site"].astype("string")
+        columns.append("site")
     return TrainingData(
         rows[columns],
         np.asarray(y, dtype=str),

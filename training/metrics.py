@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
+MIMICS = ("MMN", "NMO", "MS")  # the clinical question: ALS vs these (not controls)
+
 
 def score(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """Balanced accuracy, macro one-vs-rest AUC and ALS-vs-rest AUC.
+    """Balanced accuracy, macro one-vs-rest AUC, ALS-vs-rest and ALS-vs-mimics AUC.
+
+    ALS vs mimics ranks ALS against MMN, NMO and MS subjects by
+    p(ALS) / (p(ALS) + p(mimics)); controls are left out.
 
     Parameters
     ----------
@@ -39,7 +44,12 @@ def score(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, flo
     elif len(present) == 2:
         out["macro_auc"] = float(roc_auc_score(y == present[1], proba[:, cols[1]]))
     if "ALS" in classes and 0 < (y == "ALS").sum() < len(y):
-        out["als_vs_rest_auc"] = float(
-            roc_auc_score(y == "ALS", proba[:, classes.index("ALS")])
-        )
+        als = proba[:, classes.index("ALS")]
+        out["als_vs_rest_auc"] = float(roc_auc_score(y == "ALS", als))
+        mimics = [c for c in MIMICS if c in classes]
+        rows = np.isin(y, ["ALS", *mimics])
+        if mimics and 0 < (y[rows] == "ALS").sum() < rows.sum():
+            other = proba[:, [classes.index(c) for c in mimics]].sum(axis=1)
+            p = als / np.clip(als + other, 1e-300, None)
+            out["als_vs_mimics_auc"] = float(roc_auc_score(y[rows] == "ALS", p[rows]))
     return out

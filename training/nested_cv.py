@@ -58,6 +58,7 @@ def _run_fold(
     seed: int,
     storage_url: str,
     study_prefix: str,
+    options: dict[str, Any],
 ) -> FoldResult:
     name = f"{study_prefix}-{family}-outer{fold}"
     params, _ = tune(
@@ -70,8 +71,9 @@ def _run_fold(
         seed=seed + fold,
         storage_url=storage_url,
         study_name=name,
+        options=options,
     )
-    pipe = make_pipeline(family, params, list(X.columns), seed=seed)
+    pipe = make_pipeline(family, params, list(X.columns), seed=seed, **options)
     pipe.fit(X.iloc[train], y[train])
     proba = _aligned(pipe, X.iloc[test], classes)
     return FoldResult(fold, test, params, proba, score(y[test], proba, classes), name)
@@ -101,6 +103,7 @@ def nested_cv(
     study_prefix: str,
     n_jobs: int = -1,
     repeats: int = 1,
+    options: dict[str, Any] | None = None,
 ) -> NestedResult:
     """Run (repeated) nested CV of ``family``; out-of-fold probabilities, metrics.
 
@@ -131,6 +134,7 @@ def nested_cv(
             seed=seed,
             storage_url=storage_url,
             study_prefix=study_prefix,
+            options=options or {},
         )
         for k, train, test in splits
     )

@@ -14,6 +14,7 @@ import pandas as pd
 
 from models.pipelines import make_pipeline
 from training import tracking
+from training.assessment import Assessment, assess
 from training.config import TrainConfig
 from training.data import load_training_data, oracle_posteriors
 from training.metrics import score
@@ -35,20 +36,51 @@ class RunResult:
     tracking_uri: str
     oracle: dict[str, float] | None
     seconds: float
+    assessment: Assessment
 
     def summary(self) -> str:
-        """The console table: nested-CV metrics of each family beside the oracle."""
+        """Console summary: every family, the baselines and the oracle side by side,
+        the champion's metrics with 95 % CIs, conformal coverage, warnings."""
         rows = {f: r.metrics for f, r in self.results.items()}
+        for name, ev in self.assessment.baselines.items():
+            rows[f"baseline: {name}"] = ev.metrics["estimate"].to_dict()
         if self.oracle:
             rows["oracle (Bayes-optimal, simulation truth)"] = self.oracle
-        table = pd.DataFrame(rows).T[
-            ["macro_auc", "als_vs_rest_auc", "balanced_accuracy"]
+        wanted = [
+            "macro_auc",
+            "als_vs_rest_auc",
+            "als_vs_mimics_auc",
+            "balanced_accuracy",
         ]
+        table = pd.DataFrame(rows).T.reindex(columns=wanted).dropna(axis=1, how="all")
+        ci = self.assessment.champion.metrics
+        shown = [m for m in (*wanted, "brier", "log_loss", "ece") if m in ci.index]
+        cis = [
+            f"  {m:<20} {ci.loc[m, 'estimate']:.3f} "
+            f"({ci.loc[m, 'ci_low']:.3f}-{ci.loc[m, 'ci_high']:.3f})"
+            for m in shown
+        ]
+        cov = self.assessment.coverage
         lines = [
             "",
             "Nested cross-validation (out-of-fold, all subjects):",
             table.round(3).to_string(),
             "",
+            f"champion {self.champion}, with bootstrap 95 % CI:",
+            *cis,
+            f"conformal sets (alpha {self.assessment.conformal.alpha}): coverage "
+            + ", ".join(f"{c} {v:.2f}" for c, v in cov["coverage"].items()),
+            "",
+        ]
+        leak = self.assessment.leak
+        if leak.get("leaks"):
+            lines += [
+                "WARNING: which modalities were acquired predicts the diagnosis "
+                f"on its own ({leak['summary']}). The metrics may not carry over "
+                "to a cohort where everyone gets every test.",
+                "",
+            ]
+        lines += [
             f"champion: {self.champion} -> {self.model_uri}",
             f"MLflow run {self.run_id} in {self.tracking_uri} "
             f"(mlflow ui --backend-store-uri {self.tracking_uri})",
@@ -68,6 +100,7 @@ def run(cfg: TrainConfig) -> RunResult:
             f"found {classes}."
         )
     columns = list(data.X.columns)
+    options = cfg.pipeline_options(set(data.y))
     tracking.start(cfg.tracking_uri, cfg.experiment)
     storage(cfg.optuna_storage)  # create the schema once, before parallel folds
     with mlflow.start_run(
@@ -113,11 +146,14 @@ def run(cfg: TrainConfig) -> RunResult:
             seed=cfg.seed,
             storage_url=cfg.optuna_storage,
             study_name=f"{prefix}-{champion}-final",
+            options=options,
         )
-        pipe = make_pipeline(champion, params, columns, seed=cfg.seed)
+        pipe = make_pipeline(champion, params, columns, seed=cfg.seed, **options)
         pipe.fit(data.X, data.y)
         oracle = _oracle(data, classes, cfg)
-        metrics = {f"{champion}_{k}": v for k, v in results[champion].metrics.items()}
+        log.info("assessing: baselines, conformal sets, modality value, analyses ...")
+        found = assess(data, classes, results[champion], params, cfg)
+        _log_assessment(found, champion)
         mlflow.log_metrics(
             {f"champion_{k}": v for k, v in results[champion].metrics.items()}
         )
@@ -130,6 +166,12 @@ def run(cfg: TrainConfig) -> RunResult:
             "params": params,
             "feature_columns": columns,
             "nested_cv_metrics": results[champion].metrics,
+            "nested_cv_metrics_ci": found.champion.metrics.to_dict(orient="index"),
+            "conformal": {
+                "alpha": cfg.alpha,
+                "thresholds": found.conformal.thresholds,
+                "coverage": found.coverage["coverage"].to_dict(),
+            },
             "sites": sorted(data.table["site"].dropna().astype(str).unique()),
             "training_subjects": len(data.y),
             "data_fingerprint": data.fingerprint,
@@ -137,7 +179,6 @@ def run(cfg: TrainConfig) -> RunResult:
             "packages": {p: version(p) for p in PACKAGES},
         }
         mlflow.log_params({"champion": champion})
-        tracking.log_json(metrics, "champion_metrics.json")
         uri = tracking.log_champion(pipe, data.X, cfg.model_name, metadata)
         run_id = parent.info.run_id
     return RunResult(
@@ -148,6 +189,7 @@ def run(cfg: TrainConfig) -> RunResult:
         cfg.tracking_uri,
         oracle,
         time.perf_counter() - start,
+        found,
     )
 
 
@@ -169,6 +211,7 @@ def _evaluate(
             study_prefix=prefix,
             n_jobs=cfg.n_jobs,
             repeats=cfg.repeats,
+            options=cfg.pipeline_options(set(data.y)),
         )
         mlflow.log_param("family", family)
         mlflow.log_metrics(res.metrics)
@@ -200,3 +243,43 @@ def _oracle(data, classes: list[str], cfg: TrainConfig) -> dict[str, float] | No
     proba = np.column_stack([truth[cols].sum(axis=1).to_numpy() for cols in columns])
     proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
     return score(data.y, proba, classes)
+
+
+def _log_assessment(found: Assessment, champion: str) -> None:
+    """Metrics, tables and figures of the assessment, into the active MLflow run."""
+    flat = found.champion.flat()
+    mlflow.log_metrics({f"champion_{k}": v for k, v in flat.items() if np.isfinite(v)})
+    for name, ev in found.baselines.items():
+        est = ev.metrics["estimate"]
+        mlflow.log_metrics(
+            {f"baseline_{name}_{k}": v for k, v in est.items() if np.isfinite(v)}
+        )
+    mlflow.log_metrics(
+        {f"conformal_coverage_{k}": v for k, v in found.coverage["coverage"].items()}
+    )
+    mlflow.log_metric("missingness_leak_macro_auc", found.leak["macro_auc"])
+    mlflow.set_tag("missingness_leak", str(bool(found.leak["leaks"])))
+    if found.permutation:
+        mlflow.log_metrics(
+            {f"permutation_{k}": v for k, v in found.permutation.items()}
+        )
+    tables = {
+        "metrics_ci.csv": found.champion.metrics.reset_index(names="metric"),
+        "confusion.csv": found.champion.confusion.reset_index(),
+        "coverage.csv": found.coverage.reset_index(names="class"),
+        "modality_value.csv": found.modality_value.reset_index(),
+        "univariate.csv": found.univariate,
+        "group_summary.csv": found.groups,
+        "severity_correlations.csv": found.correlations,
+        "baselines.csv": pd.concat(
+            {k: v.metrics for k, v in found.baselines.items()}, names=["baseline"]
+        ).reset_index(),
+    }
+    if found.champion.per_site is not None:
+        tables["per_site.csv"] = found.champion.per_site.reset_index()
+    if found.decision is not None:
+        tables["decision_curve.csv"] = found.decision
+    for name, frame in tables.items():
+        tracking.log_frame(frame, name)
+    for name, fig in found.figures.items():
+        mlflow.log_figure(fig, name)

@@ -11,16 +11,12 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 
+from models.pipelines import SKOPS_TRUSTED_TYPES
+
 CHAMPION_ALIAS = "champion"
-# Our own estimators, serialised with skops (MLflow's safe default, no pickle).
-TRUSTED_TYPES = [
-    "models.estimators.ColumnChecker",
-    "models.estimators.SignedLog",
-    "models.estimators.BalancedClassifier",
-    "numpy.dtype",
-    "xgboost.sklearn.XGBClassifier",
-    "xgboost.core.Booster",
-]
+# Every type our pipelines hold, so skops (MLflow's safe default, no pickle) can
+# write and read them.
+TRUSTED_TYPES = list(SKOPS_TRUSTED_TYPES)
 
 
 def start(tracking_uri: str, experiment: str) -> None:

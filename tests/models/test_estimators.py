@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from models.estimators import BalancedClassifier, ColumnChecker, SignedLog
-from models.pipelines import make_pipeline
+from models.estimators import (
+    BalancedClassifier,
+    ColumnChecker,
+    FoldCalibratedClassifier,
+    SignedLog,
+    prefixed_columns,
+    reference_rows,
+)
 
 
 def test_column_checker_reports_the_column_difference():
@@ -37,31 +43,63 @@ def test_balanced_classifier_keeps_string_classes():
     assert set(clf.predict(X)) <= {"ALS", "MMN"}
 
 
-@pytest.mark.parametrize("family", ["logreg", "xgboost"])
-def test_pipelines_handle_missing_values(family):
-    rng = np.random.default_rng(1)
-    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["nfl_pg_ml", "b", "c"])
-    X.iloc[::4, 1] = np.nan
-    y = np.repeat(["ALS", "HC", "MS"], 20)
-    params = (
-        {"C": 1.0, "l1_ratio": 0.5}
-        if family == "logreg"
-        else {
-            "n_estimators": 20,
-            "max_depth": 2,
-            "learning_rate": 0.3,
-            "subsample": 1.0,
-            "colsample_bytree": 1.0,
-            "min_child_weight": 1.0,
-            "reg_lambda": 1.0,
+def test_column_checker_passes_the_site_through_as_strings():
+    X = pd.DataFrame(
+        {"site": [1, None, "siteB"], "a": [1, 2, 3], "extra": ["x", "y", "z"]}
+    )
+    out = ColumnChecker(["site", "a"]).fit(X).transform(X)
+    assert list(out.columns) == ["site", "a"]
+    assert out["site"].dtype == "string" and out["a"].dtype == float
+    assert out["site"].tolist()[0] == "1" and out["site"].isna().tolist()[1]
+    assert out["site"].tolist()[2] == "siteB"
+    with pytest.raises(ValueError, match=r"missing 1 feature column.*\['site'\]"):
+        ColumnChecker(["site", "a"]).fit(X).transform(X.drop(columns="site"))
+
+
+def test_fold_calibrated_classifier_keeps_string_classes_and_weights():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = np.array(["ALS"] * 40 + ["MMN"] * 15 + ["NMO"] * 5)
+    X[y == "MMN", 0] += 2
+    base = LogisticRegression(class_weight="balanced")
+    clf = FoldCalibratedClassifier(base, cv=3).fit(X, y)
+    assert list(clf.classes_) == ["ALS", "MMN", "NMO"] and clf.n_splits_ == 3
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+    inner = clf.calibrated_.calibrated_classifiers_[0].estimator
+    assert inner.class_weight == "balanced" and inner is not base
+    y[-4:] = "ALS"  # NMO: 1 row, calibrated from 2 internal folds
+    with pytest.warns(UserWarning, match="only 1 members"):
+        clf = FoldCalibratedClassifier(base, cv=3).fit(X, y)
+    assert clf.n_splits_ == 2 and clf.predict_proba(X).shape == (60, 3)
+
+
+def test_fold_calibrated_classifier_rejects_a_binary_singleton():
+    X = np.arange(10.0).reshape(-1, 1)
+    y = np.array(["ALS"] * 9 + ["MMN"])
+    with pytest.raises(ValueError, match="class 'MMN' has 1 training row.*calibrate"):
+        FoldCalibratedClassifier(LogisticRegression()).fit(X, y)
+
+
+def test_prefixed_columns_skip_flags_site_and_text():
+    X = pd.DataFrame(
+        {
+            "site": ["a", "b"],
+            "fs_x": [1.5, 2.0],
+            "fs_flag": [0.0, 1.0],
+            "fs_text": ["u", "v"],
+            "age": [50.0, 60.0],
         }
     )
-    pipe = make_pipeline(family, params, list(X.columns)).fit(X, y)
-    proba = pipe.predict_proba(X)
-    assert proba.shape == (60, 3)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert prefixed_columns(X, ("fs_", "age")) == ["fs_x", "age"]
+    assert prefixed_columns(X, ("fs_", "age"), exclude=("age",)) == ["fs_x"]
 
 
-def test_unknown_family_is_rejected():
-    with pytest.raises(ValueError, match="unknown model family 'svm'"):
-        make_pipeline("svm", {}, ["a"])
+def test_reference_rows_need_labels_of_the_right_length():
+    np.testing.assert_array_equal(
+        reference_rows(["HC", "ALS"], "HC", 2, "X"), [True, False]
+    )
+    assert reference_rows(None, None, 3, "X").all()
+    with pytest.raises(ValueError, match=r"X\(reference='HC'\) needs the diagnosis"):
+        reference_rows(None, "HC", 2, "X")
+    with pytest.raises(ValueError, match=r"X: y has shape \(1,\) but X has 2 rows"):
+        reference_rows(["HC"], "HC", 2, "X")

@@ -25,6 +25,7 @@ def table(small_cohort):
 
 def test_predict_gives_probabilities_and_flags(bundle, table):
     out = predict(bundle, table)
+    assert out["prediction_set"].str.match(r"^\{.*\}$").all()
     probs = out[[f"p_{c}" for c in bundle.classes]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
     assert (out["predicted_class"] == np.asarray(bundle.classes)[probs.argmax(1)]).all()
@@ -69,7 +70,8 @@ def test_explain_writes_self_contained_report(bundle, table, tmp_path):
 
     sub = table.head(8).reset_index(drop=True)
     exp = shap_values(bundle, sub)
-    assert exp.values.shape == (8, len(bundle.feature_columns), len(bundle.classes))
+    explained = [c for c in bundle.feature_columns if c != "site"]  # not a feature
+    assert exp.values.shape == (8, len(explained), len(bundle.classes))
     # Efficiency: base value + sum of SHAP values = predicted probability.
     proba = predict(bundle, sub)[[f"p_{c}" for c in bundle.classes]].to_numpy()
     np.testing.assert_allclose(

@@ -60,3 +60,48 @@ def test_cli_builds_frozen_config():
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
+def _quick(tmp_path, name: str, **kwargs) -> TrainConfig:
+    return TrainConfig(
+        models=("logreg",),
+        outer_folds=3,
+        inner_folds=2,
+        n_trials=2,
+        n_bootstrap=50,
+        n_jobs=1,
+        tracking_uri=f"sqlite:///{tmp_path / name}.db",
+        optuna_storage=f"sqlite:///{tmp_path / name}-optuna.db",
+        **kwargs,
+    )
+
+
+def test_same_seed_same_metrics_and_excel_features_train(
+    small_cohort, tmp_path, monkeypatch
+):
+    """Two runs with one seed agree exactly; a spreadsheet trains like a cohort."""
+    from features.extract import extract_features
+    from training.run import run
+
+    monkeypatch.chdir(tmp_path)
+    table = extract_features(small_cohort, n_jobs=1).table
+    sheet = tmp_path / "features.xlsx"
+    table.rename(columns={"diagnosis": "dx"}).to_excel(sheet, index=False)
+    first = run(_quick(tmp_path, "a", features=sheet, label_column="dx"))
+    second = run(_quick(tmp_path, "b", features=sheet, label_column="dx"))
+    assert first.results["logreg"].metrics == second.results["logreg"].metrics
+    np.testing.assert_array_equal(
+        first.results["logreg"].oof_proba, second.results["logreg"].oof_proba
+    )
+    assert first.oracle is None  # no simulation truth beside a spreadsheet
+    ci = first.assessment.champion.metrics.loc[["macro_auc", "balanced_accuracy"]]
+    assert ((ci["ci_low"] <= ci["estimate"]) & (ci["estimate"] <= ci["ci_high"])).all()
+
+
+def test_als_vs_mimics_task_runs(small_cohort, tmp_path, monkeypatch):
+    from training.run import run
+
+    monkeypatch.chdir(tmp_path)
+    result = run(_quick(tmp_path, "m", cohort=small_cohort, task="als_vs_mimics"))
+    assert result.results["logreg"].classes == ["ALS", "mimic"]
+    assert "als_vs_rest_auc" in result.oracle
