@@ -296,8 +296,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if suffix in (".xlsx", ".xls"):
         return pd.read_excel(path)
     raise ValueError(
-        f"{path}: unsupported table type {suffix!r}; use .parquet, .csv, .tsv or "
-        ".xlsx."
+        f"{path}: unsupported table type {suffix!r}; use .parquet, .csv, .tsv or .xlsx."
     )
 
 
