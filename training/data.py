@@ -72,10 +72,22 @@ def cohort_fingerprint(cohort_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def extractor_version() -> str:
+    """Hash of the feature extractor's code: a changed extractor invalidates caches."""
+    import features
+
+    digest = hashlib.sha256()
+    root = Path(features.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def _extracted(cohort_dir: Path, n_jobs: int) -> tuple[pd.DataFrame, str]:
-    """The features table of a cohort, from the cache when its files are unchanged."""
+    """The features table of a cohort, from the cache when neither its files nor
+    the extractor changed."""
     fingerprint = cohort_fingerprint(cohort_dir)
-    cache = CACHE_DIR / f"features-{fingerprint}.parquet"
+    cache = CACHE_DIR / f"features-{fingerprint}-{extractor_version()}.parquet"
     if cache.exists():
         log.info("reusing extracted features %s", cache)
         return pd.read_parquet(cache), fingerprint
