@@ -45,6 +45,7 @@ class Assessment:
     univariate: pd.DataFrame
     groups: pd.DataFrame
     correlations: pd.DataFrame
+    predictions: pd.DataFrame
     permutation: dict[str, float] | None = None
     figures: dict[str, Any] = field(default_factory=dict)
 
@@ -142,6 +143,10 @@ def assess(
     }
     if decision is not None:
         figures["decision_curve.png"] = plots.decision_curve_plot(decision)
+    predictions = pd.DataFrame(result.oof_proba, columns=[f"p_{c}" for c in classes])
+    predictions.insert(0, "conformal_set", conformal.as_strings(sets))
+    predictions.insert(0, "label", y)
+    predictions.insert(0, "participant_id", data.groups)
     return Assessment(
         ev,
         baselines,
@@ -154,6 +159,7 @@ def assess(
         univariate,
         groups,
         correlations,
+        predictions,
         permutation,
         figures,
     )

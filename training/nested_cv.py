@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
+from tqdm.auto import tqdm
 
 from models.pipelines import make_pipeline
 from training.metrics import score
@@ -104,6 +105,7 @@ def nested_cv(
     n_jobs: int = -1,
     repeats: int = 1,
     options: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> NestedResult:
     """Run (repeated) nested CV of ``family``; out-of-fold probabilities, metrics.
 
@@ -119,7 +121,7 @@ def nested_cv(
             ).split(X, y, groups)
         )
     ]
-    folds = Parallel(n_jobs=n_jobs)(
+    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_run_fold)(
             k,
             train,
@@ -137,6 +139,15 @@ def nested_cv(
             options=options or {},
         )
         for k, train, test in splits
+    )
+    folds = list(
+        tqdm(
+            jobs,
+            total=len(splits),
+            desc=f"{family} outer folds",
+            unit="fold",
+            disable=not progress,
+        )
     )
     # Out-of-fold probabilities averaged over repeats (each subject is tested once
     # per repeat).

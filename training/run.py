@@ -212,6 +212,7 @@ def _evaluate(
             n_jobs=cfg.n_jobs,
             repeats=cfg.repeats,
             options=cfg.pipeline_options(set(data.y)),
+            progress=True,
         )
         mlflow.log_param("family", family)
         mlflow.log_metrics(res.metrics)
@@ -279,6 +280,7 @@ def _log_assessment(found: Assessment, champion: str) -> None:
         tables["per_site.csv"] = found.champion.per_site.reset_index()
     if found.decision is not None:
         tables["decision_curve.csv"] = found.decision
+    tables["oof_predictions_champion.csv"] = found.predictions
     for name, frame in tables.items():
         tracking.log_frame(frame, name)
     for name, fig in found.figures.items():
