@@ -154,16 +154,18 @@ class Continuous:
 
 NFL_AGE = math.log(1.03)  # NfL rises ~3 %/year of age (lit §1 heading)
 CONTINUOUS: tuple[Continuous, ...] = (
-    # Serum (lit §1, §2). ALS median 70 at 62 y sits between the Simoa figures
-    # (59.7-84, Front Neurol 2020) and the Oxford 218; HC 10.1 (Liu 2021); MMN 20.7
-    # (Kleinveld 2024); RRMS 22 (Kuhle 2019 24-31 / Liu 15.8); NMOSD remission 18.0
+    # Serum (lit §1, §2). Classic ALS median 75 at 62 y sits between the Simoa
+    # figures (59.7-84, Front Neurol 2020) and the Oxford 218; LMN-dominant ALS 59
+    # (Kleinveld 2024, mean 59.4); early ALS 50 (UE); HC 10.1 (Liu 2021); MMN median
+    # 16 (mean 20.7 of a right-skewed distribution, Kleinveld 2024; 1/16 above 44,
+    # Wohnrade 2024); RRMS 22 (Kuhle 2019 24-31 / Liu 15.8); NMOSD remission 18.0
     # (Liu 2021), attacks (81.7) through the severity loading. SDs from the IQRs.
     Continuous(
         "nfl_pg_ml",
         "serum",
         True,
         mean=per_class(
-            10.0, ALS=75.0, ALS_LMN=59.0, ALS_EARLY=45.0, MMN=20.0, NMO=18.0, MS=22.0
+            10.0, ALS=75.0, ALS_LMN=59.0, ALS_EARLY=50.0, MMN=16.0, NMO=18.0, MS=22.0
         ),
         sd=per_class(0.45, ALS=0.75, MMN=0.50, NMO=0.75, MS=0.60),
         loading=per_class(0.0, ALS=0.55, NMO=0.45, MS=0.35),
