@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.dictionary import describe
 from serve.bundle import Bundle
 from serve.predict import predict
 
@@ -72,31 +73,9 @@ def shap_values(bundle: Bundle, table: pd.DataFrame, seed: int = 0) -> Explanati
 
 
 def modality_of(feature: str) -> str:
-    """The modality a feature column belongs to, from its name."""
-    prefixes = {
-        "fs": "FreeSurfer",
-        "dti": "diffusion MRI",
-        "qsm": "QSM",
-        "mrs": "MR spectroscopy",
-        "ncs": "nerve conduction",
-        "has": "availability",
-    }
-    head = feature.split("_")[0]
-    if head in prefixes:
-        return prefixes[head]
-    if feature in (
-        "nfl_pg_ml",
-        "chi3l1_ng_ml",
-        "anti_gm1_igm",
-        "aqp4_igg",
-        "oligoclonal_bands",
-    ):
-        return "serum"
-    if feature in ("age", "male"):
-        return "demographics"
-    if any(feature.startswith(p) for p in ("plexus", "nerve_", "muscle", "peripheral")):
-        return "peripheral MRI"
-    return "clinical"
+    """The modality of a feature column, from the features data dictionary."""
+    entry = describe(feature)
+    return entry.modality if entry is not None else "other"
 
 
 def _png(fig) -> str:
