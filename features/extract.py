@@ -11,7 +11,6 @@ name the file each modality's values came from. Imaging is read in parallel.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,20 +29,8 @@ from features.lcmodel import mrs_features, read_mrs_table
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
 from features.tables import read_clinical, read_peripheral_mri, read_serum
 
-log = logging.getLogger(__name__)
 
 META_COLUMNS = ("participant_id", "session", "diagnosis", "age", "sex", "site")
-MODALITIES = (
-    "clinical",
-    "serum",
-    "ncs",
-    "peripheral_mri",
-    "freesurfer",
-    "dti",
-    "qsm",
-    "vbm",
-    "mrs",
-)
 _IMAGING_ERRORS = (CohortFormatError, ImageMismatchError, OSError, ValueError)
 
 
@@ -322,7 +309,6 @@ def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> P
 __all__ = [
     "Extraction",
     "META_COLUMNS",
-    "MODALITIES",
     "extract_features",
     "feature_columns",
     "read_table",
