@@ -29,7 +29,6 @@ from features.lcmodel import mrs_features, read_mrs_table
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
 from features.tables import read_clinical, read_peripheral_mri, read_serum
 
-
 META_COLUMNS = ("participant_id", "session", "diagnosis", "age", "sex", "site")
 _IMAGING_ERRORS = (CohortFormatError, ImageMismatchError, OSError, ValueError)
 
