@@ -32,7 +32,7 @@ def main() -> None:
             n_trials=a.trials,
             tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
             optuna_storage=f"sqlite:///{root / 'optuna.db'}",
-            model_name="bench-oracle",
+            model_name="bench-accuracy",
         )
         res = run(cfg)
         for fam, r in res.results.items():
