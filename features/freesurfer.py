@@ -203,6 +203,17 @@ def _to_float(path: Path, lineno: int, column: str, text: str) -> float:
         ) from None
 
 
+def _volume_columns(parsed: _StatsFile, path: Path, fix: str) -> tuple[int, int]:
+    """Positions of StructName and Volume_mm3 in a stats table, or a clear error."""
+    for needed in ("StructName", "Volume_mm3"):
+        if needed not in parsed.columns:
+            raise CohortFormatError(
+                f"{path}: '# ColHeaders' has no {needed} column (found: "
+                f"{' '.join(parsed.columns)}). {fix}"
+            )
+    return parsed.columns.index("StructName"), parsed.columns.index("Volume_mm3")
+
+
 def read_aseg_stats(path: str | Path) -> AsegStats:
     """Read a FreeSurfer ``aseg.stats`` file (FreeSurfer 5.3 to 7).
 
@@ -235,15 +246,12 @@ def read_aseg_stats(path: str | Path) -> AsegStats:
     """
     path = Path(path)
     parsed = _parse_stats_file(path, "derivatives/freesurfer/sub-X/stats/aseg.stats")
-    for needed in ("StructName", "Volume_mm3"):
-        if needed not in parsed.columns:
-            raise CohortFormatError(
-                f"{path}: '# ColHeaders' has no {needed} column (found: "
-                f"{' '.join(parsed.columns)}). An aseg.stats table needs StructName "
-                "and Volume_mm3 columns; check that this is an mri_segstats output."
-            )
-    name_at = parsed.columns.index("StructName")
-    vol_at = parsed.columns.index("Volume_mm3")
+    name_at, vol_at = _volume_columns(
+        parsed,
+        path,
+        "An aseg.stats table needs StructName and Volume_mm3 columns; check that "
+        "this is an mri_segstats output.",
+    )
     volumes: dict[str, float] = {}
     for lineno, tokens in parsed.rows:
         name = STRUCTURE_RENAMES.get(tokens[name_at], tokens[name_at])
@@ -402,15 +410,9 @@ def read_thalamic_nuclei(path: str | Path) -> dict[str, float]:
         "derivatives/freesurfer/sub-X/stats/thalamic-nuclei.lh.v13.T1.stats",
         default_columns=THALAMIC_STATS_COLUMNS,
     )
-    for needed in ("StructName", "Volume_mm3"):
-        if needed not in parsed.columns:
-            raise CohortFormatError(
-                f"{path}: '# ColHeaders' has no {needed} column (found: "
-                f"{' '.join(parsed.columns)}). Restore the file that "
-                "segmentThalamicNuclei.sh wrote."
-            )
-    name_at = parsed.columns.index("StructName")
-    vol_at = parsed.columns.index("Volume_mm3")
+    name_at, vol_at = _volume_columns(
+        parsed, path, "Restore the file that segmentThalamicNuclei.sh wrote."
+    )
     return {
         _nucleus_name(path, lineno, tokens[name_at], hemi): _to_float(
             path, lineno, "Volume_mm3", tokens[vol_at]
