@@ -11,6 +11,7 @@ are drawn here from a per-subject random stream, so output is deterministic.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -244,14 +245,23 @@ def _write_subject(r: dict, root: Path, atlas: Atlas, seed: int) -> None:
         _write_dti(r, root / "derivatives" / "dti" / pid, atlas, rng)
     if r["avail_qsm"]:
         values = {k: r[f"qsm_{k}"] for k in atlas.regions if f"qsm_{k}" in r}
-        img = _paint(atlas, values, baseline=_qsm_baseline(atlas), noise=8.0, rng=rng)
+        img = _paint(
+            atlas, values, baseline=_baseline(atlas, "QSM"), noise=8.0, rng=rng
+        )
         _save(img, root / "derivatives" / "qsm" / pid / f"{pid}_{SPACE}_Chimap.nii.gz")
+
+
+@functools.cache
+def _reference(name: str):
+    """bert's stats file ``name``, parsed once per process (callers do not mutate)."""
+    path = _REFERENCE / name
+    return read_aseg_stats(path) if name == "aseg.stats" else read_aparc_stats(path)
 
 
 def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
     stats.mkdir(parents=True, exist_ok=True)
     scale = r["etiv"] / spec.REF_ETIV
-    aseg = read_aseg_stats(_REFERENCE / "aseg.stats")
+    aseg = _reference("aseg.stats")
     volumes = {
         k: v * scale * np.exp(rng.normal(0, 0.06)) for k, v in aseg.volumes.items()
     }
@@ -264,7 +274,7 @@ def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
         stats / "aseg.stats", volumes, measures, r["participant_id"]
     )
     for side, hemi in (("l", "lh"), ("r", "rh")):
-        ref = read_aparc_stats(_REFERENCE / f"{hemi}.aparc.stats")
+        ref = _reference(f"{hemi}.aparc.stats")
         regions = ref.regions.copy()
         noise = np.exp(rng.normal(0, 0.06, len(regions)))
         regions["GrayVol"] = np.round(regions["GrayVol"] * scale * noise)
@@ -329,7 +339,7 @@ def _write_dti(r: dict, folder: Path, atlas: Atlas, rng: np.random.Generator) ->
         values["AD"][key], values["RD"][key] = ad, rd
     for m, noise in _DTI_NOISE.items():
         img = _paint(
-            atlas, values[m], baseline=_dti_baseline(atlas, m), noise=noise, rng=rng
+            atlas, values[m], baseline=_baseline(atlas, m), noise=noise, rng=rng
         )
         _save(img, folder / f"{r['participant_id']}_{SPACE}_{m}.nii.gz")
 
@@ -342,25 +352,27 @@ def axial_radial(fa: float, md: float) -> tuple[float, float]:
     return float(ad), float(ratio * ad)
 
 
-def _template(atlas: Atlas) -> np.ndarray:
-    t = np.asarray(atlas.template_img.dataobj, dtype=np.float32)
-    mask = np.asarray(atlas.brain_mask_img.dataobj) > 0
-    return np.where(mask, np.round(t / t.max() * 32) / 32, 0.0)  # 32 grey levels
+_BASELINES: dict[int, dict[str, np.ndarray]] = {}
 
 
-def _dti_baseline(atlas: Atlas, metric: str) -> np.ndarray:
-    t = _template(atlas)
-    base = {
-        "FA": 0.10 + 0.40 * t,
-        "MD": (1.0 - 0.3 * t) * 1e-3,
-        "AD": (1.3 - 0.2 * t) * 1e-3,
-        "RD": (0.85 - 0.35 * t) * 1e-3,
-    }[metric]
-    return np.where(t > 0, base, 0.0).astype(np.float32)
-
-
-def _qsm_baseline(atlas: Atlas) -> np.ndarray:
-    return (np.round(_template(atlas) * 4) / 4 * 10.0).astype(np.float32)
+def _baseline(atlas: Atlas, kind: str) -> np.ndarray:
+    """Template-derived background of a map kind (FA/MD/AD/RD/QSM), once per atlas."""
+    cached = _BASELINES.get(id(atlas))
+    if cached is None:
+        t = np.asarray(atlas.template_img.dataobj, dtype=np.float32)
+        mask = np.asarray(atlas.brain_mask_img.dataobj) > 0
+        t = np.where(mask, np.round(t / t.max() * 32) / 32, 0.0)  # 32 grey levels
+        dti = {
+            "FA": 0.10 + 0.40 * t,
+            "MD": (1.0 - 0.3 * t) * 1e-3,
+            "AD": (1.3 - 0.2 * t) * 1e-3,
+            "RD": (0.85 - 0.35 * t) * 1e-3,
+        }
+        cached = {k: np.where(t > 0, v, 0.0).astype(np.float32) for k, v in dti.items()}
+        cached["QSM"] = (np.round(t * 4) / 4 * 10.0).astype(np.float32)
+        _BASELINES.clear()  # one atlas per process in practice
+        _BASELINES[id(atlas)] = cached
+    return cached[kind]
 
 
 def _paint(
