@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The report tests render HTML in Debian's headless chromium.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: train test lint clean
 
@@ -16,8 +19,13 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m training $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Debian's chromium package: the report tests render in it"; exit 1; }
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
 lint: $(STAMP)
 	$(PY) -m ruff check features models training serve tests experiments

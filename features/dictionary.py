@@ -294,6 +294,34 @@ def describe(column: str) -> Entry | None:
     return next((e for e in ENTRIES if e.matches(column)), None)
 
 
+#: Units whose values can be negative; every other unit is a non-negative quantity.
+SIGNED_UNITS = ("ppb", "log ratio", "z", "")
+
+
+def value_range(column: str) -> tuple[float, float]:
+    """The physically possible range of ``column``'s values, from its unit.
+
+    ``0/1`` flags lie in [0, 1]; ``points (a-b)`` scores and ``count (a-b)`` in
+    [a, b]; fractions in [0, 1]; susceptibilities (ppb), log ratios, z-scores and
+    undocumented columns are unbounded; every other unit is non-negative.
+
+    Examples
+    --------
+    >>> value_range("alsfrs_r"), value_range("nfl_pg_ml"), value_range("qsm_putamen_l")
+    ((0.0, 48.0), (0.0, inf), (-inf, inf))
+    """
+    entry = describe(column)
+    unit = entry.unit if entry is not None else ""
+    bounded = re.search(r"\((\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)\)", unit)
+    if bounded:
+        return float(bounded.group(1)), float(bounded.group(2))
+    if unit in ("0/1", "fraction"):
+        return 0.0, 1.0
+    if unit in SIGNED_UNITS:
+        return -float("inf"), float("inf")
+    return 0.0, float("inf")
+
+
 def undocumented(columns) -> list[str]:
     """Columns without a dictionary entry."""
     return [c for c in columns if describe(c) is None]

@@ -36,6 +36,8 @@ SKOPS_TRUSTED_TYPES = (
     "models.estimators.FoldCalibratedClassifier",
     "models.estimators.SignedLog",
     "models.harmonize.ComBat",
+    "models.locked.LockedModel",
+    "models.ood.NearestClassDistance",
     "models.normative.NormativeZ",
     "numpy.dtype",
     "sklearn.calibration._CalibratedClassifier",

@@ -1,6 +1,10 @@
-"""Command line: ``python -m serve score|explain --model URI --cohort DIR --out F``.
+"""Command line: ``python -m serve score|explain|api --model URI ...``.
 
-``--features FILE`` (a features table) may replace ``--cohort DIR``.
+- ``score (--cohort DIR | --features FILE) --out FILE``: predictions table (.csv or
+  .parquet), written atomically; rows that cannot be scored are kept with the reason.
+- ``explain (--cohort DIR | --features FILE) --out report.html``: self-contained
+  HTML explanation report.
+- ``api [--host 127.0.0.1] [--port 8000]``: the predict API (FastAPI on uvicorn).
 """
 
 from __future__ import annotations
@@ -10,68 +14,144 @@ import logging
 import sys
 from pathlib import Path
 
+from serve.config import (
+    DEFAULT_MODEL,
+    DEFAULT_TRACKING_URI,
+    ApiConfig,
+    ExplainConfig,
+    ModelSource,
+    ScoreConfig,
+)
+
 log = logging.getLogger("serve")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m serve", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, what in (
-        ("score", "predictions table (.csv or .parquet)"),
-        ("explain", "self-contained HTML report"),
-    ):
-        p = sub.add_parser(name, help=f"write a {what}")
+    commands = {
+        "score": "write a predictions table (.csv or .parquet)",
+        "explain": "write a self-contained HTML explanation report",
+        "api": "serve the predict API over HTTP",
+    }
+    for name, what in commands.items():
+        p = sub.add_parser(name, help=what)
         p.add_argument(
             "--model",
-            default="models:/als-mimics-dx@champion",
-            help="model URI: models:/NAME@alias, runs:/ID/model or a path",
+            default=DEFAULT_MODEL,
+            help="models:/NAME@alias, models:/NAME/VERSION, runs:/ID/model or a "
+            f"local model directory (default {DEFAULT_MODEL})",
         )
         p.add_argument(
             "--tracking-uri",
             default=None,
-            help="MLflow tracking URI (default sqlite:///mlflow.db)",
+            help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})",
         )
+        if name == "api":
+            p.add_argument("--host", default="127.0.0.1", help="default loopback")
+            p.add_argument("--port", type=int, default=8000)
+            p.add_argument(
+                "--max-body-bytes",
+                type=int,
+                default=5_000_000,
+                help="refuse larger requests with 413",
+            )
+            p.add_argument("--max-records", type=int, default=10_000)
+            p.add_argument(
+                "--max-explain",
+                type=int,
+                default=100,
+                help="records per /explain request",
+            )
+            continue
         src = p.add_mutually_exclusive_group(required=True)
         src.add_argument("--cohort", type=Path, help="cohort directory")
-        src.add_argument("--features", type=Path, help="features table")
-        p.add_argument("--out", type=Path, required=True, help=what)
+        src.add_argument(
+            "--features", type=Path, help="features table (.parquet .csv .tsv .xlsx)"
+        )
+        p.add_argument("--out", type=Path, required=True)
         p.add_argument("--overwrite", action="store_true", help="replace --out")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    try:
-        if args.out.exists() and not args.overwrite:
-            raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it.")
-        from serve.bundle import load_bundle
-        from serve.predict import load_input, predict
-
-        bundle = load_bundle(args.model, args.tracking_uri)
-        table = load_input(args.cohort, args.features)
-        if args.command == "score":
-            from features.extract import write_table
-
-            preds = predict(bundle, table, source=str(args.cohort or args.features))
-            write_table(preds, args.out, overwrite=args.overwrite)
-            log.info(
-                "scored %d subject-visits with %s -> %s",
-                len(preds),
-                bundle.version,
-                args.out,
+        if name == "score":
+            p.add_argument(
+                "--chunk-size",
+                type=int,
+                default=50_000,
+                help="rows read, scored and written at a time",
             )
+            p.add_argument("--no-progress", action="store_true")
         else:
-            from serve.explain import write_report
-
-            write_report(bundle, table, args.out, overwrite=args.overwrite)
-            log.info(
-                "wrote the explanation report of %d subject-visits -> %s",
-                len(table),
-                args.out,
+            p.add_argument(
+                "--max-subjects",
+                type=int,
+                default=200,
+                help="subjects given their own section (the first N)",
             )
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+            p.add_argument("--top", type=int, default=12, help="features per chart")
+            p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("mlflow", "alembic", "shap", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    source = ModelSource(args.model, args.tracking_uri)
+    try:
+        if args.command == "score":
+            from serve.score import run_score
+
+            report = run_score(
+                ScoreConfig(
+                    source,
+                    args.out,
+                    cohort=args.cohort,
+                    features=args.features,
+                    overwrite=args.overwrite,
+                    chunk_size=args.chunk_size,
+                    progress=not args.no_progress,
+                )
+            )
+            log.info("%s", report.summary())
+            return 0 if report.n_scored else 1
+        if args.command == "explain":
+            from serve.report import run_explain
+
+            out = run_explain(
+                ExplainConfig(
+                    source,
+                    args.out,
+                    cohort=args.cohort,
+                    features=args.features,
+                    overwrite=args.overwrite,
+                    max_subjects=args.max_subjects,
+                    top=args.top,
+                    seed=args.seed,
+                )
+            )
+            log.info("wrote the explanation report -> %s", out)
+            return 0
+        from serve.api import run_api
+
+        run_api(
+            ApiConfig(
+                source,
+                host=args.host,
+                port=args.port,
+                max_body_bytes=args.max_body_bytes,
+                max_records=args.max_records,
+                max_explain=args.max_explain,
+            )
+        )
+        return 0
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
         log.error("error: %s", exc)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,30 +1,75 @@
-"""Load a locked model: the fitted pipeline plus the metadata training recorded."""
+"""Load a locked model and check that it, and the tables fed to it, are compatible.
+
+A bundle is what ``python -m training`` registers: a fitted
+:class:`~models.locked.LockedModel` (diagnosis pipeline + out-of-distribution
+detector) and its model card in the MLflow model metadata (see
+:mod:`training.card`): input schema, classes, conformal thresholds, training sites,
+reference statistics, SHAP background, calibration, nested-CV metrics and package
+versions.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-REQUIRED_METADATA = ("classes", "feature_columns", "family")
+from serve.config import DEFAULT_TRACKING_URI
+
+log = logging.getLogger(__name__)
+BUNDLE_FORMAT = 2  # training.card.BUNDLE_FORMAT of the bundles this code reads
+REQUIRED_METADATA = (
+    "bundle_format",
+    "classes",
+    "feature_columns",
+    "schema",
+    "family",
+    "conformal",
+    "reference",
+    "background",
+    "packages",
+)
+#: A different major version refuses to load; a different minor version warns.
+PINNED = ("scikit-learn", "xgboost", "numpy")
+SITE = "site"
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A fitted pipeline with its classes, input columns and training record."""
+    """A locked model: fitted estimators, model card, where it came from.
 
-    pipeline: Any
+    Attributes
+    ----------
+    model : LockedModel
+        ``model.pipeline_`` gives the probabilities, ``model.detector_`` the
+        out-of-distribution score.
+    metadata : dict
+        The model card (see :mod:`training.card`).
+    uri : str
+        Where it was loaded from.
+    version : str
+        ``NAME vN`` for a registered model, else the URI.
+    """
+
+    model: Any
     metadata: dict[str, Any]
     uri: str
     version: str
 
     @property
+    def pipeline(self):
+        return self.model.pipeline_
+
+    @property
     def classes(self) -> list[str]:
-        return list(self.metadata["classes"])
+        return [str(c) for c in self.metadata["classes"]]
 
     @property
     def feature_columns(self) -> list[str]:
@@ -34,32 +79,105 @@ class Bundle:
     def family(self) -> str:
         return str(self.metadata["family"])
 
-    def check_input(self, table: pd.DataFrame, source: str) -> None:
-        """Raise ``ValueError`` naming the columns that are missing from ``table``."""
+    @property
+    def schema(self) -> dict[str, dict[str, Any]]:
+        """Column name -> dtype, unit, modality, min and max."""
+        return {e["name"]: e for e in self.metadata["schema"]}
+
+    @property
+    def alpha(self) -> float:
+        return float(self.metadata["conformal"]["alpha"])
+
+    @property
+    def sites(self) -> set[str]:
+        return {str(s) for s in self.metadata.get("sites", [])}
+
+    def describe(self) -> dict[str, Any]:
+        """The model card without the bulky tables: JSON-ready (NaN -> None)."""
+        skip = {"reference", "background", "calibration"}
+        card = {k: v for k, v in self.metadata.items() if k not in skip}
+        card.update(uri=self.uri, version=self.version)
+        return _json_safe(card)
+
+    def conform(self, table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list]:
+        """The model's input columns of ``table``, with notes on what was filled in.
+
+        A modality with *none* of its columns in ``table`` was not acquired: its
+        columns are added empty (and ``has_<modality>`` = 0). A modality with only
+        some of its columns is an error: a renamed column or another extractor
+        version, which silently filling would hide.
+
+        Raises
+        ------
+        ValueError
+            Naming the missing columns, or a column none of whose values is a number.
+        """
+        schema = self.schema
         missing = [c for c in self.feature_columns if c not in table.columns]
         if len(missing) == len(self.feature_columns):
             raise ValueError(
-                f"{source}: none of the model's {len(missing)} feature columns is "
-                "present; is this a features table (python -m features extract) or a "
-                "cohort directory?"
+                f"{source}: none of the model's {len(missing)} input columns is "
+                "present; is this a features table (python -m features extract)? "
+                f"Expected columns such as {self.feature_columns[:5]}."
             )
-        if missing:
+        present_modalities = {
+            schema[c]["modality"] for c in self.feature_columns if c in table.columns
+        }
+        partial = [
+            c
+            for c in missing
+            if schema[c]["modality"] in present_modalities and not c.startswith("has_")
+        ]
+        if partial:
             raise ValueError(
-                f"{source}: missing {len(missing)} feature column(s) the model was "
-                f"trained with: {missing[:10]}. Add them as empty columns if the "
-                "values "
-                "were not measured."
+                f"{source}: missing {len(partial)} column(s) the model was trained "
+                f"with: {partial[:10]}{' ...' if len(partial) > 10 else ''}, while "
+                "other columns of the same modality are present. Check the column "
+                "names (python -m features extract writes them), or add the columns "
+                "empty if those values were not measured."
             )
+        frame = table.reindex(columns=self.feature_columns)
+        notes = []
+        measured = [c for c in missing if not c.startswith("has_")]
+        for modality in sorted({schema[c]["modality"] for c in measured}):
+            notes.append(
+                f"{source}: no {modality} columns: {modality} treated as not acquired "
+                "for every subject."
+            )
+        for flag in (c for c in missing if c.startswith("has_")):
+            # availability flag not given: 1 where any of the modality's values is
+            modality = flag.removeprefix("has_")
+            cols = [
+                c
+                for c in self.feature_columns
+                if schema[c]["modality"] == modality and c in table.columns
+            ]
+            frame[flag] = table[cols].notna().any(axis=1).astype(float) if cols else 0.0
+        for c in self.feature_columns:
+            if c == SITE or pd.api.types.is_numeric_dtype(frame[c]):
+                continue
+            values = frame[c].dropna().astype(str).str.strip()
+            values = values[values != ""]
+            if len(values) and pd.to_numeric(values, errors="coerce").isna().all():
+                raise ValueError(
+                    f"{source}: column {c!r} is of the wrong type: no value is a "
+                    f"number (e.g. {values.iloc[0]!r}); the model expects numbers in "
+                    f"{schema[c]['unit'] or 'the unit of the features table'}. "
+                    "Convert the column, or leave its cells empty if not measured."
+                )
+        return frame, notes
 
 
 def load_bundle(uri: str, tracking_uri: str | None = None) -> Bundle:
-    """Load ``models:/NAME@alias``, ``runs:/ID/model`` or a local model directory.
+    """Load ``models:/NAME@alias``, ``models:/NAME/VERSION``, ``runs:/ID/model`` or
+    a local model directory, and check it.
 
     Raises
     ------
     ValueError
-        When the model lacks the metadata this package writes, or was made with a
-        different major version of scikit-learn or xgboost than the one installed.
+        When the model cannot be found, was not made by ``python -m training`` of a
+        compatible version, or was made with another major version of
+        scikit-learn, xgboost or numpy than the one installed.
     """
     import mlflow
 
@@ -77,12 +195,23 @@ def load_bundle(uri: str, tracking_uri: str | None = None) -> Bundle:
     absent = [k for k in REQUIRED_METADATA if k not in metadata]
     if absent:
         raise ValueError(
-            f"model {uri!r} lacks {absent} in its metadata: it was not made by "
-            "`python -m training`. Retrain it with this package."
+            f"model {uri!r} lacks {absent} in its model card: it was not made by "
+            "`python -m training` of this version. Retrain it with this package."
         )
-    _check_versions(uri, metadata.get("packages", {}))
-    pipeline = mlflow.sklearn.load_model(uri)
-    return Bundle(pipeline, metadata, uri, _registry_version(uri))
+    if metadata["bundle_format"] != BUNDLE_FORMAT:
+        raise ValueError(
+            f"model {uri!r} is bundle format {metadata['bundle_format']}; this "
+            f"version of serve reads format {BUNDLE_FORMAT}. Retrain the model, or "
+            "install the package version that trained it."
+        )
+    check_versions(uri, metadata["packages"])
+    model = mlflow.sklearn.load_model(uri)
+    if not hasattr(model, "pipeline_"):
+        raise ValueError(
+            f"model {uri!r} holds a {type(model).__name__}, not a LockedModel; "
+            "retrain it with `python -m training`."
+        )
+    return Bundle(model, metadata, uri, _registry_version(uri))
 
 
 def _registry_version(uri: str) -> str:
@@ -100,15 +229,40 @@ def _registry_version(uri: str) -> str:
     return f"{name} v{ver}" if ver else name
 
 
-def _check_versions(uri: str, packages: dict[str, str]) -> None:
-    for name in ("scikit-learn", "xgboost"):
+def check_versions(uri: str, packages: dict[str, str]) -> None:
+    """Refuse a bundle made with another major version of a pinned package; warn
+    on another minor version (pickled estimators may behave differently)."""
+    for name in PINNED:
         trained = packages.get(name)
         try:
             installed = version(name)
         except PackageNotFoundError:
             installed = None
-        if trained and installed and trained.split(".")[0] != installed.split(".")[0]:
+        if not trained or not installed or trained == installed:
+            continue
+        fix = f"install {name}=={trained} or retrain the model."
+        if trained.split(".")[0] != installed.split(".")[0]:
             raise ValueError(
                 f"model {uri!r} was trained with {name} {trained}, this environment "
-                f"has {installed}; install {name}=={trained} or retrain the model."
+                f"has {installed}; {fix}"
             )
+        if trained.split(".")[:2] != installed.split(".")[:2]:
+            warnings.warn(
+                f"model {uri!r} was trained with {name} {trained}, this environment "
+                f"has {installed}; predictions may differ slightly. To be sure, {fix}",
+                UserWarning,
+                stacklevel=2,
+            )
+
+
+def _json_safe(obj):
+    """Nested dicts/lists with NaN and infinities as None, numpy scalars as Python."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -1,32 +1,36 @@
-"""SHAP explanations and a self-contained HTML report.
+"""SHAP explanations of a locked model, per subject and per class.
 
-SHAP values are computed model-agnostically (permutation explainer on the pipeline's
-``predict_proba``, background = the scored cohort), so they are in probability
-units, per class, and correct for every model family the training can produce.
-The report embeds its figures as base64 PNG: it makes no external request.
+Values are computed model-agnostically: permutation SHAP (the algorithm of
+``shap.explainers.Permutation``, vectorised over subjects, see
+:func:`permutation_shap`) on the whole pipeline's ``predict_proba``
+(harmonisation, normative z-scores, imputation, classifier, calibration), one
+output per class. They are therefore in probability
+units and exact in sum (base value + contributions = predicted probability of each
+class) for every model family training can produce, where a tree explainer would
+explain the uncalibrated booster's log-odds of transformed features. The background
+is the bundle's aggregated training rows (cluster medians; see
+:func:`training.card.background`), so a single subject is explained against the
+training population, not against the cohort it came with.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.dictionary import describe
-from serve.bundle import Bundle
-from serve.predict import predict
-
-MAX_BACKGROUND = 50
+from serve.bundle import SITE, Bundle
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """SHAP values: ``values[i, j, k]`` = feature j's push on class k for subject i."""
+    """``values[i, j, k]``: feature j's push on the probability of class k for row i.
+
+    ``base_values[i, k]`` is the mean probability of class k over the background;
+    ``base_values[i] + values[i].sum(axis=0)`` is row i's predicted probabilities.
+    """
 
     values: np.ndarray
     base_values: np.ndarray
@@ -35,41 +39,140 @@ class Explanation:
     data: pd.DataFrame
 
 
-def shap_values(bundle: Bundle, table: pd.DataFrame, seed: int = 0) -> Explanation:
-    """Permutation SHAP values of ``bundle`` on the feature columns of ``table``.
+def shap_values(
+    bundle: Bundle, frame: pd.DataFrame, seed: int = 0, batch: int = 16
+) -> Explanation:
+    """Permutation SHAP values of ``bundle`` for every row of ``frame``.
 
-    The acquisition ``site`` (read by the harmonisation step) is not a feature to
-    explain: each subject is explained at its own site.
+    Parameters
+    ----------
+    bundle : Bundle
+        The locked model.
+    frame : DataFrame
+        Model inputs that can be scored (see :func:`serve.predict.prepare_input`):
+        the bundle's feature columns, numeric, ``site`` as text.
+    seed : int
+        Seed of the feature permutation.
+    batch : int
+        Rows explained per call of the pipeline (memory ~ 2.5 MB per row).
+
+    The acquisition ``site`` is not explained: each row is explained at its own
+    site (the harmoniser reads it), so its offsets are not credited to biology.
     """
-    import shap
-
-    numeric = [c for c in bundle.feature_columns if c != "site"]
-    X = table[numeric].astype(float).reset_index(drop=True)
-    sites = (
-        table["site"].astype("string").reset_index(drop=True)
-        if "site" in bundle.feature_columns
-        else None
-    )
-    background = X.sample(min(len(X), MAX_BACKGROUND), random_state=seed)
+    features = [c for c in bundle.feature_columns if c != SITE]
+    X = frame[features].to_numpy(dtype=float, na_value=np.nan)
+    has_site = SITE in bundle.feature_columns
+    sites = frame[SITE].astype("string").to_numpy() if has_site else None
+    background = background_frame(bundle)[features].to_numpy(dtype=float)
     pipe = bundle.pipeline
     order = [list(map(str, pipe.classes_)).index(c) for c in bundle.classes]
-    masker = shap.maskers.Independent(
-        background.to_numpy(), max_samples=len(background)
-    )
-    values, base = [], []
-    for i in range(len(X)):
 
-        def f(data: np.ndarray, i: int = i) -> np.ndarray:
-            frame = pd.DataFrame(data, columns=numeric)
-            if sites is not None:
-                frame["site"] = pd.array([sites[i]] * len(frame), dtype="string")
-            return pipe.predict_proba(frame[bundle.feature_columns])[:, order]
+    def f(rows: np.ndarray, row_sites: np.ndarray | None) -> np.ndarray:
+        data = pd.DataFrame(rows, columns=features)
+        if has_site:
+            data[SITE] = pd.array(row_sites, dtype="string")
+        return pipe.predict_proba(data[bundle.feature_columns])[:, order]
 
-        explainer = shap.explainers.Permutation(f, masker, seed=seed)
-        result = explainer(X.iloc[[i]].to_numpy(), max_evals=2 * X.shape[1] + 1)
-        values.append(np.asarray(result.values)[0])
-        base.append(np.asarray(result.base_values)[0])
-    return Explanation(np.array(values), np.array(base), numeric, bundle.classes, X)
+    values, base = permutation_shap(f, X, background, sites, seed=seed, batch=batch)
+    data = pd.DataFrame(X, columns=features, index=frame.index)
+    return Explanation(values, base, features, bundle.classes, data)
+
+
+def permutation_shap(
+    f,
+    X: np.ndarray,
+    background: np.ndarray,
+    context: np.ndarray | None = None,
+    *,
+    permutations: list[np.ndarray] | None = None,
+    seed: int = 0,
+    batch: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shapley values by antithetic permutation sampling, vectorised over rows.
+
+    The algorithm of ``shap.explainers.Permutation`` with an independent
+    (interventional) masker: along a permutation of the features, switch them one
+    at a time from the background's values to the row's and credit each feature
+    with the change of the mean output; then the same along the reversed
+    permutation, and average. Every pass is exact in sum (base value + values =
+    f(row)); averaged over all permutations it is the exact Shapley value.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(rows, context_per_row) -> (n_rows, n_outputs)``.
+    X : ndarray of shape (n, d)
+        Rows to explain.
+    background : ndarray of shape (m, d)
+        Values a switched-off feature takes (averaged over the m rows).
+    context : ndarray of shape (n,), optional
+        Passed to ``f`` with every evaluation of row i (e.g. its site).
+    permutations : list of ndarray, optional
+        Feature orders to average over, each with its reverse (default: one random
+        order drawn with ``seed``).
+    batch : int
+        Rows evaluated per call of ``f``.
+
+    Returns
+    -------
+    values : ndarray of shape (n, d, n_outputs)
+    base_values : ndarray of shape (n, n_outputs)
+    """
+    n, d = X.shape
+    m = len(background)
+    if permutations is None:
+        permutations = [np.random.default_rng(seed).permutation(d)]
+    orders = [p for perm in permutations for p in (np.asarray(perm), perm[::-1])]
+    steps = np.arange(d + 1)
+    values, base = None, None
+    for order in orders:
+        # on[s, j]: feature j takes the row's value at step s (the first s of order)
+        rank = np.empty(d, dtype=int)
+        rank[order] = np.arange(d)
+        on = rank[None, :] < steps[:, None]
+        for lo in range(0, n, batch):
+            rows = X[lo : lo + batch]
+            b = len(rows)
+            grid = np.where(
+                on[None, :, None, :], rows[:, None, None, :], background[None, None]
+            ).reshape(-1, d)
+            ctx = (
+                None
+                if context is None
+                else np.repeat(context[lo : lo + b], (d + 1) * m)
+            )
+            out = np.asarray(f(grid, ctx)).reshape(b, d + 1, m, -1).mean(axis=2)
+            if values is None:
+                values = np.zeros((n, d, out.shape[-1]))
+                base = np.zeros((n, out.shape[-1]))
+            values[lo : lo + b, order] += np.diff(out, axis=1) / len(orders)
+            base[lo : lo + b] += out[:, 0] / len(orders)
+    return values, base
+
+
+def background_frame(bundle: Bundle) -> pd.DataFrame:
+    """The bundle's SHAP background: aggregated training rows, one per cluster."""
+    bg = bundle.metadata["background"]
+    rows = [[np.nan if v is None else v for v in r["values"]] for r in bg["rows"]]
+    return pd.DataFrame(rows, columns=bg["columns"], dtype=float)
+
+
+def top_contributions(
+    exp: Explanation, row: int, cls: str, top: int = 10
+) -> list[dict]:
+    """The ``top`` largest pushes on ``cls`` for one row: feature, value, SHAP."""
+    k = exp.classes.index(cls)
+    contrib = exp.values[row, :, k]
+    idx = np.argsort(-np.abs(contrib))[:top]
+    values = exp.data.iloc[row]
+    return [
+        {
+            "feature": exp.features[j],
+            "value": None if np.isnan(values.iloc[j]) else float(values.iloc[j]),
+            "shap": float(contrib[j]),
+        }
+        for j in idx
+    ]
 
 
 def modality_of(feature: str) -> str:
@@ -78,121 +181,10 @@ def modality_of(feature: str) -> str:
     return entry.modality if entry is not None else "other"
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return (
-        '<img alt="figure" src="data:image/png;base64,'
-        f'{base64.b64encode(buf.getvalue()).decode()}">'
-    )
-
-
-def _barh(labels: list[str], values: np.ndarray, title: str, signed: bool = False):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(labels) + 1))
-    colors = ["#c0392b" if v > 0 else "#2471a3" for v in values] if signed else "#555"
-    ax.barh(range(len(labels)), values, color=colors)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set_title(title)
-    ax.axvline(0, color="black", lw=0.5)
-    return _png(fig)
-
-
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", border=0)
-
-
-def write_report(
-    bundle: Bundle,
-    table: pd.DataFrame,
-    out: Path,
-    *,
-    overwrite: bool = False,
-    top: int = 12,
-) -> Path:
-    """Write the HTML explanation report of ``table`` scored by ``bundle``."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    preds = predict(bundle, table)
-    exp = shap_values(bundle, table)
-    classes = exp.classes
-    mean_abs = np.abs(exp.values).mean(axis=(0, 2))
-    order = np.argsort(mean_abs)[::-1][: top * 2]
-    by_mod = pd.Series(mean_abs, index=exp.features).groupby(modality_of).sum()
-    by_mod = by_mod.sort_values(ascending=False)
-    meta = bundle.metadata
-    parts = [
-        "<h1>ALS and mimics: model explanation report</h1>",
-        f"<p>Model <b>{html.escape(bundle.version)}</b> "
-        f"({html.escape(bundle.family)}), "
-        f"{len(table)} subject-visits scored.</p>",
-    ]
-    if meta.get("trained_on_simulated_data"):
-        parts.append(
-            '<p class="warn">This model was trained on a SIMULATED cohort '
-            "(no real patients). Research use only; not for clinical "
-            "decisions.</p>"
-        )
-    metrics = pd.DataFrame([meta.get("nested_cv_metrics", {})])
-    mix = preds["predicted_class"].value_counts().rename_axis("class").reset_index()
-    parts += [
-        "<h2>Cohort</h2><h3>Predicted class mix</h3>",
-        _table(mix),
-        "<h3>Training performance (nested cross-validation)</h3>",
-        _table(metrics),
-        "<h3>SHAP importance by modality</h3>",
-        _barh(
-            list(by_mod.index), by_mod.to_numpy(), "sum of mean |SHAP| (probability)"
-        ),
-        "<h3>SHAP importance by feature</h3>",
-        _barh(
-            [exp.features[j] for j in order],
-            mean_abs[order],
-            "mean |SHAP| over subjects and classes",
-        ),
-        "<h2>Subjects</h2>",
-    ]
-    for i, row in preds.iterrows():
-        k = classes.index(row["predicted_class"])
-        contrib = exp.values[i, :, k]
-        idx = np.argsort(np.abs(contrib))[::-1][:top]
-        labels = [f"{exp.features[j]} = {exp.data.iloc[i, j]:.3g}" for j in idx]
-        probs = pd.DataFrame([{c: row[f"p_{c}"] for c in classes}])
-        flags = "(site not seen in training)" if bool(row["unseen_site"]) else ""
-        parts += [
-            f'<section id="{html.escape(str(row.get("participant_id", i)))}">',
-            f"<h3>{html.escape(str(row.get('participant_id', i)))}: predicted "
-            f"{html.escape(row['predicted_class'])} {html.escape(flags)}</h3>",
-            _table(probs),
-            f"<p>Modalities used: {html.escape(str(row['modalities_used']))}</p>",
-            _barh(
-                labels,
-                contrib[idx],
-                f"SHAP toward {row['predicted_class']} "
-                f"(base {exp.base_values[i, k]:.2f})",
-                signed=True,
-            ),
-            "</section>",
-        ]
-    page = (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        "<title>ALS and mimics explanation report</title><style>"
-        "body{font-family:sans-serif;max-width:1000px;margin:auto}"
-        "table{border-collapse:collapse}td,th{padding:2px 8px;border:1px solid #ccc}"
-        ".warn{background:#fde2e2;padding:8px;font-weight:bold}</style></head><body>"
-        + "\n".join(parts)
-        + "</body></html>"
-    )
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
-    return out
+def importance(exp: Explanation) -> tuple[pd.Series, pd.Series]:
+    """Mean |SHAP| over rows and classes, per feature and summed per modality."""
+    per_feature = pd.Series(
+        np.abs(exp.values).mean(axis=(0, 2)), index=exp.features
+    ).sort_values(ascending=False)
+    per_modality = per_feature.groupby(modality_of).sum().sort_values(ascending=False)
+    return per_feature, per_modality

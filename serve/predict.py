@@ -1,15 +1,17 @@
-"""Score a features table with a locked model bundle."""
+"""Score a features table with a locked model: probabilities, sets and flags."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from serve.bundle import Bundle, load_bundle
+from serve.bundle import SITE, Bundle, load_bundle
 
 ID_COLUMNS = ("participant_id", "session")
+REFERENCE_CLASSES = ("ALS", "HC")  # the rest of a task's classes are ALS mimics
 
 
 def predict(
@@ -18,8 +20,9 @@ def predict(
     *,
     tracking_uri: str | None = None,
     source: str = "input",
+    first_row: int = 0,
 ) -> pd.DataFrame:
-    """Class probabilities and predicted class for every row of ``table``.
+    """Score every row of ``table``; rows that cannot be scored say why.
 
     Parameters
     ----------
@@ -27,52 +30,180 @@ def predict(
         A loaded bundle, or a model URI (``models:/NAME@champion``, ``runs:/...``
         or a local path) to load.
     table : DataFrame
-        A features table (``python -m features extract``); feature columns the
-        model needs may be empty but must exist.
+        A features table (``python -m features extract``). A modality whose columns
+        are all absent is treated as not acquired; values may be missing.
     tracking_uri : str, optional
         Where to resolve ``models:/`` URIs (default ``sqlite:///mlflow.db``).
     source : str
-        Name of the input used in error messages.
+        Name of the input, used in messages.
+    first_row : int
+        Number of data rows before ``table`` in ``source`` (chunked reading), so
+        messages give the row number in the file.
 
     Returns
     -------
     DataFrame
-        Identifiers, ``p_<CLASS>`` per class, ``predicted_class``, the conformal
-        ``prediction_set`` at the bundle's alpha (e.g. ``{ALS, MMN}``), ``p_als``,
-        ``unseen_site`` (site absent from training), ``modalities_used`` and
-        ``model``.
+        One row per input row, in order: ``participant_id`` and ``session`` (when
+        given), ``p_<CLASS>`` per class, ``predicted_class``, ``p_als_vs_mimics``
+        (p(ALS) / (p(ALS) + p(mimics)), controls left out), ``prediction_set`` (the
+        class-conditional conformal set at the bundle's alpha, e.g. ``{ALS, MMN}``;
+        ``{}``: like no class), ``ood_score`` (distance to the nearest training
+        class, ~N(0, 1) inside one) and ``ood`` (above the training threshold),
+        ``unseen_site`` (site absent from training or not given),
+        ``modalities_used``, ``model``, and ``error`` (empty when scored; else
+        why not, with the scores left empty).
+
+    Raises
+    ------
+    ValueError
+        When the table as a whole does not fit the model (columns missing from a
+        modality that is present, a column holding no number at all).
+
+    Examples
+    --------
+    >>> preds = predict("models:/als-mimics-dx@champion", table)  # doctest: +SKIP
+    >>> preds.loc[preds["ood"], ["participant_id", "ood_score"]]  # doctest: +SKIP
     """
     bundle = model if isinstance(model, Bundle) else load_bundle(model, tracking_uri)
-    bundle.check_input(table, source)
-    pipe = bundle.pipeline
-    raw = pipe.predict_proba(table[bundle.feature_columns])
-    proba = np.zeros((len(table), len(bundle.classes)))
-    for j, c in enumerate(pipe.classes_):
-        proba[:, bundle.classes.index(str(c))] = raw[:, j]
-    out = pd.DataFrame({c: table[c].to_numpy() for c in ID_COLUMNS if c in table})
-    for j, c in enumerate(bundle.classes):
+    frame, errors = prepare_input(bundle, table, source, first_row)
+    ok = errors == ""
+    classes = bundle.classes
+    proba = np.full((len(frame), len(classes)), np.nan)
+    score = np.full(len(frame), np.nan)
+    if ok.any():
+        rows = frame[ok]
+        raw = bundle.model.predict_proba(rows)
+        order = [list(map(str, bundle.model.classes_)).index(c) for c in classes]
+        proba[ok] = raw[:, order]
+        score[ok] = bundle.model.ood_score(rows)
+    out = pd.DataFrame(
+        {c: table[c].to_numpy() for c in ID_COLUMNS if c in table.columns}
+    )
+    for j, c in enumerate(classes):
         out[f"p_{c}"] = proba[:, j]
-    out["predicted_class"] = np.asarray(bundle.classes)[proba.argmax(axis=1)]
-    conformal = bundle.metadata.get("conformal")
-    if conformal:  # class-conditional sets: c is in iff 1 - p_c <= its threshold
-        limits = np.array([conformal["thresholds"][c] for c in bundle.classes])
-        member = (1.0 - proba) <= limits[None, :]
-        out["prediction_set"] = [
-            "{" + ", ".join(np.asarray(bundle.classes)[row]) + "}" for row in member
-        ]
-    out["p_als"] = out["p_ALS"] if "ALS" in bundle.classes else np.nan
-    sites = set(bundle.metadata.get("sites", []))
-    site = table["site"].astype("string") if "site" in table else None
-    # A site absent from training, or not given, is flagged: its scanner offsets
-    # were never seen.
-    out["unseen_site"] = (~site.isin(sites)).to_numpy() if site is not None else True
-    has = [c for c in table.columns if c.startswith("has_")]
-    out["modalities_used"] = [
-        ",".join(c.removeprefix("has_") for c in has if row[c] == 1)
-        for row in table[has].to_dict(orient="records")
-    ]
+    best = np.asarray(classes, dtype=object)[np.nan_to_num(proba).argmax(axis=1)]
+    out["predicted_class"] = pd.array(np.where(ok, best, None), dtype="string")
+    out["p_als_vs_mimics"] = als_vs_mimics(proba, classes)
+    limits = np.array([bundle.metadata["conformal"]["thresholds"][c] for c in classes])
+    member = (1.0 - proba) <= limits[None, :]
+    sets = _join(member, classes, "{", ", ", "}")
+    out["prediction_set"] = pd.array(np.where(ok, sets, None), dtype="string")
+    threshold = getattr(bundle.model.detector_, "threshold_", np.inf)
+    out["ood_score"] = score
+    out["ood"] = pd.array(np.where(ok, score > threshold, None), dtype="boolean")
+    site = table[SITE].astype("string") if SITE in table.columns else None
+    out["unseen_site"] = (
+        ~site.isin(bundle.sites).fillna(False).to_numpy(dtype=bool)
+        if site is not None
+        else np.ones(len(table), dtype=bool)
+    )
+    flags = [c for c in frame.columns if c.startswith("has_")]
+    used = frame[flags].to_numpy(dtype=float, na_value=0.0) == 1.0
+    labels = [c.removeprefix("has_") for c in flags]
+    out["modalities_used"] = _join(used, labels, "", ",", "")
     out["model"] = bundle.version
+    out["error"] = errors
     return out
+
+
+def _join(member: np.ndarray, names: list[str], left: str, sep: str, right: str):
+    """Per row, the names whose column is True, joined: one string per distinct
+    combination (there are few), not one join per row."""
+    if member.shape[1] == 0:
+        return np.full(len(member), left + right, dtype=object)
+    combos, inverse = np.unique(member, axis=0, return_inverse=True)
+    text = [left + sep.join(n for n, on in zip(names, c, strict=True) if on) + right
+            for c in combos]  # fmt: skip
+    return np.asarray(text, dtype=object)[inverse.ravel()]
+
+
+def als_vs_mimics(proba: np.ndarray, classes: list[str]) -> np.ndarray:
+    """p(ALS) / (p(ALS) + p(mimics)): ALS against the task's other patient classes.
+
+    NaN when the task has no ALS class or no mimic class.
+    """
+    mimics = [k for k, c in enumerate(classes) if c not in REFERENCE_CLASSES]
+    if "ALS" not in classes or not mimics:
+        return np.full(len(proba), np.nan)
+    als = proba[:, classes.index("ALS")]
+    with np.errstate(all="ignore"):
+        return als / (als + proba[:, mimics].sum(axis=1))
+
+
+def prepare_input(
+    bundle: Bundle, table: pd.DataFrame, source: str = "input", first_row: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The model's input columns of ``table`` as numbers (``site`` as text), and one
+    message per row saying why it cannot be scored ('' when it can).
+
+    Absent modalities are filled in as not acquired (with a warning); cells that
+    are not numbers, not finite or outside their unit's range make their row
+    unscorable.
+    """
+    frame, notes = bundle.conform(table, source)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    problems: dict[int, list[str]] = {}
+    schema = bundle.schema
+    numeric = [c for c in frame.columns if c != SITE]
+    text_cols = [c for c in numeric if not pd.api.types.is_numeric_dtype(frame[c])]
+    if text_cols:
+        V = np.column_stack([_numbers(frame[c]) for c in numeric])
+    else:
+        V = frame[numeric].to_numpy(dtype=float, na_value=np.nan, copy=True)
+    for c in text_cols:
+        j = numeric.index(c)
+        text = frame[c].astype("string").str.strip()
+        given = (text.notna() & (text != "")).to_numpy(dtype=bool)
+        unit = schema[c]["unit"] or "its unit"
+        for i in np.flatnonzero(given & np.isnan(V[:, j])):
+            problems.setdefault(i, []).append(
+                f"{c} = {frame[c].iloc[i]!r} is not a number; write it in {unit} or "
+                "leave the cell empty"
+            )
+    lo = np.array([_bound(schema[c]["min"], -np.inf) for c in numeric])
+    hi = np.array([_bound(schema[c]["max"], np.inf) for c in numeric])
+    with np.errstate(invalid="ignore"):
+        infinite = np.isinf(V)
+        outside = np.isfinite(V) & ((V < lo) | (V > hi))
+    for i, j in zip(*np.nonzero(infinite | outside), strict=True):
+        c, v = numeric[j], V[i, j]
+        if infinite[i, j]:
+            problems.setdefault(i, []).append(f"{c} = {v} is not finite")
+            continue
+        unit = schema[c]["unit"] or "its unit"
+        problems.setdefault(i, []).append(
+            f"{c} = {v:g} is outside [{lo[j]:g}, {hi[j]:g}] ({unit}); check the "
+            "unit, fix the value or leave the cell empty"
+        )
+    V[infinite] = np.nan
+    clean = pd.DataFrame(V, columns=numeric, index=frame.index)
+    if SITE in frame.columns:
+        clean.insert(frame.columns.get_loc(SITE), SITE, frame[SITE].astype("string"))
+    measured = [j for j, c in enumerate(numeric) if not c.startswith("has_")]
+    empty = np.isnan(V[:, measured]).all(axis=1)
+    for i in np.flatnonzero(empty):
+        problems.setdefault(i, []).append(
+            f"no value in any of the model's {len(measured)} input columns"
+        )
+    errors = np.full(len(frame), "", dtype=object)
+    ids = table["participant_id"] if "participant_id" in table.columns else None
+    for i, found in problems.items():
+        who = f" ({ids.iloc[i]})" if ids is not None and pd.notna(ids.iloc[i]) else ""
+        errors[i] = f"{source}, row {first_row + i + 1}{who}: " + "; ".join(found)
+    return clean, errors
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    """A column as floats; text that is not a number becomes NaN."""
+    if pd.api.types.is_numeric_dtype(col):
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    text = col.astype("string").str.strip()
+    return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _bound(value, default: float) -> float:
+    return default if value is None else float(value)
 
 
 def load_input(
@@ -84,8 +215,7 @@ def load_input(
     if cohort is not None:
         from features.extract import extract_features
 
-        result = extract_features(Path(cohort))
-        return result.table
+        return extract_features(Path(cohort)).table
     from features.extract import read_table
 
     return read_table(Path(features))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 
-from models.pipelines import make_pipeline
-from training import tracking
+from models.locked import LockedModel
+from models.ood import NearestClassDistance
+from models.pipelines import SKEWED, make_pipeline
+from training import card, tracking
 from training.assessment import Assessment, assess
 from training.config import TrainConfig
 from training.data import load_training_data, oracle_posteriors
@@ -22,7 +23,6 @@ from training.nested_cv import NestedResult, nested_cv
 from training.search import storage, tune
 
 log = logging.getLogger(__name__)
-PACKAGES = ("scikit-learn", "xgboost", "mlflow", "optuna", "numpy", "pandas")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,9 @@ def run(cfg: TrainConfig) -> RunResult:
             options=options,
         )
         pipe = make_pipeline(champion, params, columns, seed=cfg.seed, **options)
-        pipe.fit(data.X, data.y)
+        locked = LockedModel(
+            pipe, NearestClassDistance(log_columns=SKEWED, random_state=cfg.seed)
+        ).fit(data.X, data.y)
         oracle = _oracle(data, classes, cfg)
         log.info("assessing: baselines, conformal sets, modality value, analyses ...")
         found = assess(data, classes, results[champion], params, cfg)
@@ -160,11 +162,13 @@ def run(cfg: TrainConfig) -> RunResult:
         if oracle:
             mlflow.log_metrics({f"oracle_{k}": v for k, v in oracle.items()})
         metadata = {
+            "bundle_format": card.BUNDLE_FORMAT,
             "family": champion,
             "task": cfg.task,
             "classes": classes,
             "params": params,
             "feature_columns": columns,
+            "schema": card.schema(data.X),
             "nested_cv_metrics": results[champion].metrics,
             "nested_cv_metrics_ci": found.champion.metrics.to_dict(orient="index"),
             "conformal": {
@@ -174,12 +178,27 @@ def run(cfg: TrainConfig) -> RunResult:
             },
             "sites": sorted(data.table["site"].dropna().astype(str).unique()),
             "training_subjects": len(data.y),
+            "class_counts": {c: int((data.y == c).sum()) for c in classes},
+            "data_source": data.source,
             "data_fingerprint": data.fingerprint,
             "trained_on_simulated_data": oracle is not None,
-            "packages": {p: version(p) for p in PACKAGES},
+            "ood": {
+                "threshold": locked.detector_.threshold_,
+                "quantile": locked.detector_.quantile,
+                "training_flag_rate": locked.detector_.training_flag_rate_,
+                "n_features": len(locked.detector_.features_),
+            },
+            "reference": card.reference_statistics(
+                data.X, data.y, options["reference"]
+            ),
+            "background": card.background(data.X, data.y, seed=cfg.seed),
+            "calibration": card.calibration(
+                data.y, results[champion].oof_proba, classes
+            ),
+            "packages": card.package_versions(),
         }
         mlflow.log_params({"champion": champion})
-        uri = tracking.log_champion(pipe, data.X, cfg.model_name, metadata)
+        uri = tracking.log_champion(locked, data.X, cfg.model_name, metadata)
         run_id = parent.info.run_id
     return RunResult(
         results,

@@ -32,3 +32,13 @@ def test_docs_features_md_is_generated_from_code():
         "docs/features.md is stale: run "
         "`python -m features dictionary --out docs/features.md`"
     )
+
+
+def test_value_range_follows_the_unit():
+    from features.dictionary import value_range
+
+    assert value_range("alsfrs_r") == (0.0, 48.0)
+    assert value_range("has_dti") == (0.0, 1.0)
+    assert value_range("nfl_pg_ml") == (0.0, float("inf"))
+    assert value_range("qsm_putamen_l") == (-float("inf"), float("inf"))
+    assert value_range("not_a_column") == (-float("inf"), float("inf"))

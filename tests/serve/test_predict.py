@@ -1,4 +1,5 @@
-"""Scoring and explaining a cohort with the trained champion."""
+"""Scoring: probabilities, conformal sets and flags, and rows that cannot be scored
+reported while the others are scored."""
 
 from __future__ import annotations
 
@@ -6,81 +7,128 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.extract import extract_features
 from serve import predict
-from serve.__main__ import main
-from serve.bundle import load_bundle
+from serve.predict import als_vs_mimics
+from tests.serve.conftest import cidp_like
 
 
-@pytest.fixture(scope="module")
-def bundle(trained):
-    result, cfg = trained
-    return load_bundle(result.model_uri, cfg.tracking_uri)
-
-
-@pytest.fixture(scope="module")
-def table(small_cohort):
-    return extract_features(small_cohort, n_jobs=1).table
-
-
-def test_predict_gives_probabilities_and_flags(bundle, table):
-    out = predict(bundle, table)
-    assert out["prediction_set"].str.match(r"^\{.*\}$").all()
-    probs = out[[f"p_{c}" for c in bundle.classes]].to_numpy()
+def test_probabilities_sets_and_flags_of_the_training_cohort(champion, cohort_table):
+    out = predict(champion, cohort_table, source="t")
+    classes = champion.classes
+    probs = out[[f"p_{c}" for c in classes]].to_numpy()
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
-    assert (out["predicted_class"] == np.asarray(bundle.classes)[probs.argmax(1)]).all()
+    assert (out["predicted_class"] == np.asarray(classes)[probs.argmax(1)]).all()
+    assert out["participant_id"].tolist() == cohort_table["participant_id"].tolist()
+    assert (out["error"] == "").all()
+    assert out["prediction_set"].str.fullmatch(r"\{[A-Z, ]*\}").all()
     assert not out["unseen_site"].any()
+    assert out["ood"].mean() < 0.1  # its own training subjects are not unusual
     assert out["model"].str.startswith("als-mimics-dx v").all()
-    new_site = table.assign(site="siteZ")
-    assert predict(bundle, new_site)["unseen_site"].all()
+    assert out["modalities_used"].str.contains("serum").any()
 
 
-def test_predict_names_missing_columns(bundle, table):
-    with pytest.raises(ValueError, match="missing 1 feature column.*nfl_pg_ml"):
-        predict(bundle, table.drop(columns=["nfl_pg_ml"]), source="my.csv")
+def test_conformal_set_holds_each_class_within_its_threshold(champion, cohort_table):
+    out = predict(champion, cohort_table)
+    thresholds = champion.metadata["conformal"]["thresholds"]
+    for _, row in out.iterrows():
+        expected = [c for c in champion.classes if 1 - row[f"p_{c}"] <= thresholds[c]]
+        assert row["prediction_set"] == "{" + ", ".join(expected) + "}"
 
 
-def test_cli_score_matches_python_and_refuses_overwrite(
-    bundle, trained, table, tmp_path
-):
-    _, cfg = trained
-    features = tmp_path / "features.parquet"
-    table.to_parquet(features)
-    out = tmp_path / "pred.csv"
-    args = [
-        "score",
-        "--model",
-        bundle.uri,
-        "--tracking-uri",
-        cfg.tracking_uri,
-        "--features",
-        str(features),
-        "--out",
-        str(out),
+def test_als_vs_mimics_leaves_controls_out():
+    proba = np.array([[0.3, 0.1, 0.0, 0.2, 0.4]])
+    classes = ["ALS", "MMN", "NMO", "MS", "HC"]
+    assert als_vs_mimics(proba, classes)[0] == pytest.approx(0.3 / 0.6)
+    assert np.isnan(als_vs_mimics(proba[:, [1, 4]], ["MMN", "HC"])[0])
+
+
+def test_a_new_site_is_flagged(champion, cohort_table):
+    out = predict(champion, cohort_table.assign(site="scanner-new"))
+    assert out["unseen_site"].all()
+    assert (out["error"] == "").all()
+    assert predict(champion, cohort_table.drop(columns="site"))["unseen_site"].all()
+
+
+def test_a_cidp_like_profile_is_out_of_distribution(champion, cohort_table):
+    usual = predict(champion, cohort_table)
+    odd = predict(champion, cidp_like(cohort_table))
+    assert odd["ood"].mean() > 0.9
+    assert (odd["ood_score"] > usual["ood_score"]).mean() > 0.9
+    assert (odd["ood_score"][odd["ood"]] > 1.0).all()
+
+
+def test_a_cohort_missing_modalities_is_scored_with_what_it_has(champion, cohort_table):
+    gone = [
+        c
+        for c in cohort_table.columns
+        if c.startswith(("qsm_", "dti_", "mrs_", "has_qsm", "has_dti", "has_mrs"))
     ]
-    assert main(args) == 0
-    cli = pd.read_csv(out)
-    np.testing.assert_allclose(cli["p_ALS"], predict(bundle, table)["p_ALS"])
-    assert main(args) == 2  # exists: not overwritten without --overwrite
-    assert main([*args, "--overwrite"]) == 0
-
-
-def test_explain_writes_self_contained_report(bundle, table, tmp_path):
-    from serve.explain import shap_values, write_report
-
-    sub = table.head(8).reset_index(drop=True)
-    exp = shap_values(bundle, sub)
-    explained = [c for c in bundle.feature_columns if c != "site"]  # not a feature
-    assert exp.values.shape == (8, len(explained), len(bundle.classes))
-    # Efficiency: base value + sum of SHAP values = predicted probability.
-    proba = predict(bundle, sub)[[f"p_{c}" for c in bundle.classes]].to_numpy()
+    with pytest.warns(UserWarning, match="no dti columns: dti treated as not acq"):
+        out = predict(champion, cohort_table.drop(columns=gone))
+    assert (out["error"] == "").all()
+    assert not out["modalities_used"].str.contains("dti|qsm|mrs").any()
     np.testing.assert_allclose(
-        exp.base_values + exp.values.sum(axis=1), proba, atol=1e-6
+        out[[f"p_{c}" for c in champion.classes]].sum(axis=1), 1.0, atol=1e-6
     )
-    out = write_report(bundle, sub, tmp_path / "report.html")
-    page = out.read_text()
-    assert page.count('src="data:image/png;base64,') >= 2 + len(sub)
-    assert "http://" not in page and "https://" not in page
-    assert "SIMULATED" in page
-    with pytest.raises(FileExistsError, match="overwrite"):
-        write_report(bundle, sub, out)
+
+
+def test_bad_rows_are_reported_and_the_others_scored(champion, cohort_table):
+    table = cohort_table.head(6).copy()
+    table["nfl_pg_ml"] = table["nfl_pg_ml"].astype(object)
+    table.loc[1, "nfl_pg_ml"] = "n/a (haemolysed)"
+    table.loc[2, "alsfrs_r"] = 52.0
+    table.loc[3, "fvc_pct"] = np.inf
+    measured = [
+        c for c in champion.feature_columns if c != "site" and not c.startswith("has_")
+    ]
+    table.loc[4, measured] = np.nan
+    out = predict(champion, table, source="new.csv", first_row=100)
+    errors = out["error"].tolist()
+    pid = table["participant_id"].tolist()
+    assert errors[0] == errors[5] == ""
+    assert errors[1] == (
+        f"new.csv, row 102 ({pid[1]}): nfl_pg_ml = 'n/a (haemolysed)' is not a "
+        "number; write it in pg/mL or leave the cell empty"
+    )
+    assert "alsfrs_r = 52 is outside [0, 48] (points (0-48))" in errors[2]
+    assert "fvc_pct = inf is not finite" in errors[3]
+    assert "no value in any of the model's" in errors[4]
+    bad = out["error"] != ""
+    assert out.loc[bad, "p_ALS"].isna().all() and out.loc[bad, "ood"].isna().all()
+    assert out.loc[bad, "predicted_class"].isna().all()
+    assert out.loc[~bad, "p_ALS"].notna().all()
+    # the good rows score as they would alone
+    alone = predict(champion, cohort_table.head(6).iloc[[0, 5]])
+    np.testing.assert_allclose(out.loc[[0, 5], "p_ALS"], alone["p_ALS"])
+
+
+def test_predict_loads_a_model_uri(trained, cohort_table):
+    result, cfg = trained
+    out = predict(result.model_uri, cohort_table.head(3), tracking_uri=cfg.tracking_uri)
+    assert len(out) == 3
+
+
+def test_a_table_missing_columns_of_a_present_modality_is_refused(
+    champion, cohort_table
+):
+    with pytest.raises(ValueError, match=r"my.csv: missing 1 column.*nfl_pg_ml"):
+        predict(champion, cohort_table.drop(columns=["nfl_pg_ml"]), source="my.csv")
+
+
+def test_the_output_table_has_the_documented_columns(champion, cohort_table):
+    out = predict(champion, pd.concat([cohort_table.head(2)]))
+    probs = [f"p_{c}" for c in champion.classes]
+    assert out.columns.tolist() == [
+        "participant_id",
+        "session",
+        *probs,
+        "predicted_class",
+        "p_als_vs_mimics",
+        "prediction_set",
+        "ood_score",
+        "ood",
+        "unseen_site",
+        "modalities_used",
+        "model",
+        "error",
+    ]

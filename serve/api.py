@@ -1,0 +1,495 @@
+"""The predict API: a locked model served over HTTP (FastAPI on uvicorn).
+
+``python -m serve api --model URI`` serves, on loopback by default:
+
+- ``GET /health``: ``{"status": "ok", "model": "als-mimics-dx v3"}``.
+- ``GET /model``: the model's classes, feature columns, training metrics and versions.
+- ``POST /predict``: body ``{"records": [{"nfl_pg_ml": 41.2, "site": "siteA"}, ...]}``;
+  one prediction per record, with the columns :func:`serve.predict.predict` returns.
+- ``POST /explain?top=10``: the predictions plus, per record, the ``top`` SHAP
+  contributions toward the predicted class.
+
+A key absent from a record, or ``null``, means the value was not measured. Records
+that cannot be read are refused with 422 and a message naming the record, the column
+and the fix; bodies over ``--max-body-bytes`` with 413. The server logs counts,
+timings and status codes only, never a submitted value or identifier.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import logging
+import math
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from serve.bundle import Bundle, load_bundle
+from serve.config import ApiConfig
+from serve.predict import ID_COLUMNS, predict
+
+log = logging.getLogger("serve.api")
+
+TEXT_COLUMNS = ("site",)  # feature columns read as strings; all others are numbers
+MODEL_KEYS = (
+    "family",
+    "task",
+    "classes",
+    "feature_columns",
+    "conformal",
+    "sites",
+    "nested_cv_metrics",
+    "nested_cv_metrics_ci",
+    "packages",
+    "trained_on_simulated_data",
+)
+ROUTES = ("/health", "/model", "/predict", "/explain", "/docs", "/openapi.json")
+MAX_PROBLEMS = 5  # problems quoted in one 422 message
+
+Value = bool | int | float | str | None
+
+
+class Records(BaseModel):
+    """Request body of ``/predict`` and ``/explain``: one object per subject-visit."""
+
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Value]]
+
+
+class RecordsError(ValueError):
+    """The records of a request cannot be turned into a features table."""
+
+
+def records_to_frame(
+    records: list[dict[str, Value]], bundle: Bundle, max_records: int = 10_000
+) -> pd.DataFrame:
+    """The features table of ``records``: identifiers, then the model's columns.
+
+    Parameters
+    ----------
+    records : list of dict
+        One ``{column: value}`` per subject-visit. An absent key or ``None`` is a
+        value not measured; an absent ``has_<modality>`` is 1 when the record has
+        any value of that modality, else 0. ``participant_id`` and ``session`` are
+        passed through.
+    bundle : Bundle
+        The model; its ``feature_columns`` are the columns a record may hold.
+    max_records : int
+        The most records accepted at once.
+
+    Returns
+    -------
+    DataFrame
+        ``participant_id`` and ``session`` (where a record has them), then every
+        feature column: floats, and ``site`` as a string column.
+
+    Raises
+    ------
+    RecordsError
+        When there are no records or too many, or a record has an unknown column,
+        a text that is not a number in a numeric column, or a site that is not text.
+
+    Examples
+    --------
+    >>> frame = records_to_frame([{"nfl_pg_ml": 41.2}], bundle)  # doctest: +SKIP
+    >>> frame["nfl_pg_ml"].tolist()  # doctest: +SKIP
+    [41.2]
+    """
+    n = len(records)
+    if n == 0:
+        raise RecordsError(
+            'records is empty; send at least one record: {"records": '
+            '[{"nfl_pg_ml": 41.2, "site": "siteA"}]}.'
+        )
+    if n > max_records:
+        raise RecordsError(
+            f"{n} records in one request; the limit is {max_records}. Split the "
+            f"batch into requests of at most {max_records} records."
+        )
+    features = bundle.feature_columns
+    known = [*ID_COLUMNS, *features]
+    numbers = {c: np.full(n, np.nan) for c in features if c not in TEXT_COLUMNS}
+    texts: dict[str, list[Any]] = {c: [None] * n for c in features if c in TEXT_COLUMNS}
+    ids: dict[str, list[Any]] = {}
+    problems: list[str] = []
+    for i, record in enumerate(records):
+        for key, value in record.items():
+            problem = None
+            if key in numbers:
+                numbers[key][i], problem = _number(key, value)
+            elif key in texts:
+                problem = _text(key, value)
+                texts[key][i] = None if problem else value
+            elif key in ID_COLUMNS:
+                ids.setdefault(key, [None] * n)[i] = value
+            else:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else "."
+                problem = (
+                    f"unknown column {key!r}{hint} A record holds the model's feature "
+                    "columns (GET /model lists them), participant_id and session."
+                )
+            if problem:
+                problems.append(f"record {i}: {problem}")
+    if problems:
+        shown = " | ".join(problems[:MAX_PROBLEMS])
+        more = len(problems) - MAX_PROBLEMS
+        raise RecordsError(shown + (f" | and {more} more problem(s)." if more else ""))
+    _fill_flags(numbers, bundle)
+    columns: dict[str, Any] = {c: ids[c] for c in ID_COLUMNS if c in ids}
+    for c in features:
+        columns[c] = pd.array(texts[c], dtype="string") if c in texts else numbers[c]
+    return pd.DataFrame(columns)
+
+
+def _fill_flags(numbers: dict[str, np.ndarray], bundle: Bundle) -> None:
+    """``has_<modality>`` not given: 1 where the record has a value of the modality."""
+    schema = getattr(bundle, "schema", {})
+    for flag in (c for c in numbers if c.startswith("has_")):
+        unset = np.isnan(numbers[flag])
+        modality = flag.removeprefix("has_")
+        seen = np.zeros(len(unset), dtype=bool)
+        for c, values in numbers.items():
+            if (
+                not c.startswith("has_")
+                and schema.get(c, {}).get("modality") == modality
+            ):
+                seen |= ~np.isnan(values)
+        numbers[flag][unset] = seen[unset]
+
+
+def _number(key: str, value: Value) -> tuple[float, str | None]:
+    """``value`` as a float (NaN = missing), or the problem with it."""
+    if value is None:
+        return math.nan, None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return math.nan, (
+                f"{key} = {value!r} is not a number. Send a number (e.g. 41.2), "
+                "or null or no key at all if it was not measured."
+            )
+    else:
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            number = math.inf
+    if math.isinf(number):
+        return math.nan, (
+            f"{key} = {value!r:.40} is not finite. Send a finite number, or null if "
+            "it was not measured."
+        )
+    return number, None
+
+
+def _text(key: str, value: Value) -> str | None:
+    """The problem with ``value`` in a text column, if any."""
+    if value is None or isinstance(value, str):
+        return None
+    return (
+        f'{key} = {value!r}; send it as text (e.g. {key}: "siteA"), or null if unknown.'
+    )
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars made Python and NaN, inf and NA made ``None``."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | np.ndarray):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+def describe_model(bundle: Bundle) -> dict[str, Any]:
+    """What ``GET /model`` answers: ``bundle.describe()``, or the training metadata."""
+    describe = getattr(bundle, "describe", None)
+    if callable(describe):
+        return json_safe(describe())
+    info = {k: bundle.metadata[k] for k in MODEL_KEYS if k in bundle.metadata}
+    return json_safe({"uri": bundle.uri, "version": bundle.version, **info})
+
+
+def explain_records(
+    bundle: Bundle, frame: pd.DataFrame, predicted: list[str | None], top: int
+) -> list[dict[str, Any] | None]:
+    """Per record: the predicted class, its base value and its ``top`` SHAP pushes
+    toward it, largest first (``None`` for a record that was not scored)."""
+    from serve.explain import shap_values, top_contributions
+
+    scored = [i for i, cls in enumerate(predicted) if cls is not None]
+    out: list[dict[str, Any] | None] = [None] * len(predicted)
+    if not scored:
+        return out
+    exp = shap_values(bundle, frame.iloc[scored], seed=0)
+    for row, i in enumerate(scored):
+        cls = predicted[i]
+        out[i] = {
+            "predicted_class": cls,
+            "base_value": exp.base_values[row, exp.classes.index(cls)],
+            "contributions": top_contributions(exp, row, cls, top),
+        }
+    return out
+
+
+def create_app(bundle: Bundle, cfg: ApiConfig) -> FastAPI:
+    """The predict API of ``bundle`` as a FastAPI application.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The loaded model (:func:`serve.bundle.load_bundle`).
+    cfg : ApiConfig
+        Limits: ``max_body_bytes`` per request (413 beyond), ``max_records`` per
+        prediction request and ``max_explain`` per explanation request.
+
+    Returns
+    -------
+    FastAPI
+        Routes ``GET /health``, ``GET /model``, ``POST /predict`` and
+        ``POST /explain``.
+
+    Examples
+    --------
+    >>> import uvicorn  # doctest: +SKIP
+    >>> uvicorn.run(create_app(bundle, ApiConfig(ModelSource(uri))))  # doctest: +SKIP
+    """
+    app = FastAPI(
+        title="ALS and mimics: predict API",
+        description=__doc__,
+        **_no_telemetry(),
+    )
+    model_info = describe_model(bundle)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_body(request, exc: RequestValidationError) -> JSONResponse:
+        # The submitted values ("input", "ctx") are left out of the answer.
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()[:20]
+        ]
+        return JSONResponse(
+            {
+                "detail": errors,
+                "hint": 'send JSON {"records": [{"column": value, ...}, ...]}; a '
+                "value is a number, text, true/false or null.",
+            },
+            status_code=422,
+        )
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "model": bundle.version}
+
+    @app.get("/model")
+    def model() -> dict[str, Any]:
+        return model_info
+
+    @app.post("/predict")
+    def predict_records(body: Records) -> JSONResponse:
+        def answer() -> dict[str, Any]:
+            frame = records_to_frame(body.records, bundle, cfg.max_records)
+            out = predict(bundle, frame, source="request")
+            return {"model": bundle.version, "predictions": _rows(out)}
+
+        return _guarded("predict", len(body.records), answer)
+
+    @app.post("/explain")
+    def explain(
+        body: Records, top: Annotated[int, Query(ge=1, le=1000)] = 10
+    ) -> JSONResponse:
+        def answer() -> dict[str, Any]:
+            frame = records_to_frame(body.records, bundle, cfg.max_explain)
+            out = predict(bundle, frame, source="request")
+            predicted = [None if pd.isna(c) else str(c) for c in out["predicted_class"]]
+            return {
+                "model": bundle.version,
+                "predictions": _rows(out),
+                "explanations": explain_records(bundle, frame, predicted, top),
+            }
+
+        return _guarded("explain", len(body.records), answer)
+
+    app.add_middleware(BodySizeLimit, max_body_bytes=cfg.max_body_bytes)
+    app.add_middleware(AccessLog)  # outermost: also logs the 413s
+    return app
+
+
+def _rows(out: pd.DataFrame) -> list[dict[str, Any]]:
+    return json_safe(out.to_dict(orient="records"))
+
+
+def _guarded(what: str, n: int, answer: Callable[[], dict[str, Any]]) -> JSONResponse:
+    """Run ``answer``: its JSON (200), 422 for a ``ValueError``, 500 otherwise.
+
+    Only counts, timings and the exception type are logged: exception messages and
+    tracebacks' final lines can quote the submitted values.
+    """
+    start = time.perf_counter()
+    try:
+        content, status = json_safe(answer()), 200
+    except ValueError as exc:
+        content, status = {"detail": str(exc)}, 422
+    except Exception as exc:  # a failure must not log the values
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        log.error(
+            "%s failed: %s (message withheld)\n%s", what, type(exc).__name__, frames
+        )
+        content = {
+            "detail": f"internal error while answering /{what}; nothing about the "
+            "request was logged but its size. Check the server log for the error "
+            "type and report it."
+        }
+        status = 500
+    ms = 1000 * (time.perf_counter() - start)
+    log.info("%s: %d record(s) -> %d in %.0f ms", what, n, status, ms)
+    return JSONResponse(content, status_code=status)
+
+
+def _no_telemetry() -> dict[str, Any]:
+    """FastAPI keyword switching off its OpenTelemetry (it can export the bodies)."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}  # FastAPI before native telemetry
+    off = ("tracing", "metrics", "logs", "operation_spans", "auto_configure")
+    return {"telemetry": dict.fromkeys(off, False)}
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a request body over ``max_body_bytes``.
+
+    The declared ``Content-Length`` is checked first; a body sent without one
+    (chunked) is counted as it arrives. A body within the limit is read whole and
+    handed on, so memory per request is bounded by the limit.
+    """
+
+    def __init__(self, app, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_body_bytes:
+                await self._refuse(send)
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send) -> None:
+        payload = json.dumps(
+            {
+                "detail": f"request body larger than the limit of "
+                f"{self.max_body_bytes} bytes (--max-body-bytes); split the batch "
+                "into smaller requests."
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+class AccessLog:
+    """ASGI middleware logging method, route, status and time; no query or body."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [0]
+
+        async def send_noted(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noted)
+        finally:
+            path = scope["path"] if scope["path"] in ROUTES else "<other path>"
+            ms = 1000 * (time.perf_counter() - start)
+            log.info("%s %s %s %.0f ms", scope["method"], path, status[0] or "-", ms)
+
+
+def run_api(cfg: ApiConfig) -> None:
+    """Load the model of ``cfg.source`` and serve it on ``cfg.host:cfg.port``.
+
+    Blocks until the server is stopped (Ctrl-C). uvicorn's own access log is off:
+    :class:`AccessLog` logs the same lines without query strings. Once the model
+    is loaded, warnings are logged without their message, which can quote
+    submitted values (e.g. a site never seen in training).
+    """
+    import uvicorn
+
+    bundle = load_bundle(cfg.source.model, cfg.source.tracking_uri)
+    app = create_app(bundle, cfg)
+    warnings.showwarning = _show_warning_without_message
+    log.info(
+        "serving %s (%d feature columns, classes %s)",
+        bundle.version,
+        len(bundle.feature_columns),
+        bundle.classes,
+    )
+    uvicorn.run(app, host=cfg.host, port=cfg.port, access_log=False)
+
+
+def _show_warning_without_message(
+    message, category, filename, lineno, file=None, line=None
+) -> None:
+    """``warnings.showwarning`` of the server: category and place, not the text."""
+    log.warning(
+        "%s at %s:%d (message withheld: it can quote submitted values)",
+        category.__name__,
+        Path(filename).name,
+        lineno,
+    )

@@ -1,0 +1,96 @@
+"""Configuration of the serving commands: one frozen dataclass per command.
+
+The command line (``python -m serve``) builds one of these and passes it to the
+command's ``run`` function; nothing below the command line reads argv or the
+environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = "models:/als-mimics-dx@champion"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the locked model lives: a URI and the MLflow store that resolves it."""
+
+    model: str = DEFAULT_MODEL
+    tracking_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """``python -m serve score``: score a cohort directory or a features table.
+
+    Exactly one of ``cohort`` and ``features`` is set. ``chunk_size`` rows of a
+    features table are read, scored and written at a time, so memory is bounded by
+    the chunk, not the file.
+    """
+
+    source: ModelSource
+    out: Path
+    cohort: Path | None = None
+    features: Path | None = None
+    overwrite: bool = False
+    chunk_size: int = 50_000
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.cohort is None) == (self.features is None):
+            raise ValueError("give exactly one of --cohort DIR or --features FILE.")
+        if self.chunk_size < 1:
+            raise ValueError(
+                f"--chunk-size {self.chunk_size}; it must be a positive number of "
+                "rows, e.g. 50000."
+            )
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """``python -m serve explain``: the HTML explanation report of a cohort."""
+
+    source: ModelSource
+    out: Path
+    cohort: Path | None = None
+    features: Path | None = None
+    overwrite: bool = False
+    max_subjects: int = 200
+    top: int = 12
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.cohort is None) == (self.features is None):
+            raise ValueError("give exactly one of --cohort DIR or --features FILE.")
+        if self.max_subjects < 1:
+            raise ValueError(
+                f"--max-subjects {self.max_subjects}; it must be at least 1."
+            )
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``python -m serve api``: the predict API on ``host:port`` (loopback default).
+
+    Requests larger than ``max_body_bytes`` are refused with 413; one request may
+    hold at most ``max_records`` records to predict, ``max_explain`` to explain
+    (SHAP costs about half a second per record).
+    """
+
+    source: ModelSource
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 5_000_000
+    max_records: int = 10_000
+    max_explain: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"--port {self.port}; it must lie in 0-65535.")
+        if min(self.max_body_bytes, self.max_records, self.max_explain) < 1:
+            raise ValueError(
+                "--max-body-bytes, --max-records and --max-explain must be positive."
+            )

@@ -1,0 +1,204 @@
+"""Batch scoring: read a cohort or a features table in chunks, score, write atomically.
+
+Memory is bounded by the chunk size, not the file size: Parquet is read batch by
+batch, CSV/TSV chunk by chunk, and each scored chunk is appended to a temporary
+file that replaces ``--out`` only when every chunk is done (nothing half-written is
+ever left under the output name, and an existing output is replaced only when
+asked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from serve.bundle import Bundle, load_bundle
+from serve.config import ScoreConfig
+from serve.predict import predict
+
+log = logging.getLogger(__name__)
+OUTPUT_TYPES = (".csv", ".tsv", ".parquet")
+#: Read as text whatever they look like ("001" stays "001", site "1" is not 1.0).
+TEXT_COLUMNS = {"participant_id": "string", "session": "string", "site": "string"}
+SHOWN_ERRORS = 10
+
+
+@dataclass
+class ScoreReport:
+    """What a scoring run did: counts, flags and the rows it could not score."""
+
+    out: Path
+    model: str
+    n_rows: int = 0
+    n_scored: int = 0
+    n_ood: int = 0
+    n_unseen_site: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, preds: pd.DataFrame) -> None:
+        ok = preds["error"] == ""
+        self.n_rows += len(preds)
+        self.n_scored += int(ok.sum())
+        self.n_ood += int(preds["ood"].fillna(False).sum())
+        self.n_unseen_site += int(preds["unseen_site"].sum())
+        room = SHOWN_ERRORS - len(self.errors)
+        if room > 0:
+            self.errors += preds.loc[~ok, "error"].head(room).tolist()
+
+    def summary(self) -> str:
+        """Console summary: counts, flags, and the first reasons rows were skipped."""
+        failed = self.n_rows - self.n_scored
+        lines = [
+            f"scored {self.n_scored} of {self.n_rows} subject-visits with "
+            f"{self.model} -> {self.out}",
+            f"  out-of-distribution: {self.n_ood}; at a site unseen in training: "
+            f"{self.n_unseen_site}",
+        ]
+        if failed:
+            lines.append(
+                f"  {failed} row(s) could not be scored (kept in the output with the "
+                "reason in its `error` column), e.g.:"
+            )
+            lines += [f"    {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def run_score(cfg: ScoreConfig) -> ScoreReport:
+    """Score ``cfg.cohort`` or ``cfg.features`` with ``cfg.source``'s model."""
+    out = Path(cfg.out)
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_TYPES:
+        raise ValueError(
+            f"{out}: unsupported output type {suffix!r}; use one of {OUTPUT_TYPES}."
+        )
+    if out.exists() and not cfg.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
+    bundle = load_bundle(cfg.source.model, cfg.source.tracking_uri)
+    return score_file(bundle, cfg, out)
+
+
+def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path) -> ScoreReport:
+    """Score chunk by chunk into a temporary file, then move it onto ``out``."""
+    from tqdm.auto import tqdm
+
+    report = ScoreReport(out, bundle.version)
+    name = str(cfg.cohort or cfg.features)
+    tmp = out.with_name(f".{out.name}.tmp")
+    writer = _Writer(tmp)
+    try:
+        total, chunks = read_chunks(cfg)
+        with tqdm(
+            total=total, unit="row", desc="scoring", disable=not cfg.progress
+        ) as bar:
+            for first, chunk in chunks:
+                preds = predict(bundle, chunk, source=name, first_row=first)
+                writer.write(preds)
+                report.add(preds)
+                bar.update(len(chunk))
+        writer.close()
+        if report.n_rows == 0:
+            raise ValueError(f"{name}: no rows to score.")
+        tmp.replace(out)
+    finally:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+    return report
+
+
+def read_chunks(
+    cfg: ScoreConfig,
+) -> tuple[int | None, Iterator[tuple[int, pd.DataFrame]]]:
+    """Total row count (when known) and ``(first_row, chunk)`` pairs of the input."""
+    size = cfg.chunk_size
+    if cfg.cohort is not None:
+        from features.extract import extract_features
+
+        table = extract_features(Path(cfg.cohort), progress=cfg.progress).table
+        return len(table), (
+            (i, table.iloc[i : i + size]) for i in range(0, len(table), size)
+        )
+    path = Path(cfg.features)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"features table {path} not found; write one with "
+            "`python -m features extract COHORT --out FILE`."
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(path)
+        return parquet.metadata.num_rows, _parquet_chunks(parquet, size)
+    if suffix in (".csv", ".tsv"):
+        reader = pd.read_csv(
+            path,
+            sep="," if suffix == ".csv" else "\t",
+            chunksize=size,
+            dtype=TEXT_COLUMNS,
+        )
+        return None, _numbered(reader)
+    from features.extract import read_table  # Excel: small by nature, read whole
+
+    table = read_table(path)
+    return len(table), (
+        (i, table.iloc[i : i + size]) for i in range(0, len(table), size)
+    )
+
+
+def _parquet_chunks(parquet, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    return _numbered(b.to_pandas() for b in parquet.iter_batches(batch_size=size))
+
+
+def _numbered(chunks) -> Iterator[tuple[int, pd.DataFrame]]:
+    first = 0
+    for chunk in chunks:
+        yield first, chunk.reset_index(drop=True)
+        first += len(chunk)
+
+
+class _Writer:
+    """Append scored chunks to one CSV, TSV or Parquet file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.suffix = Path(path.name.removesuffix(".tmp")).suffix.lower()
+        self._parquet = None
+        self._schema = None
+        self._started = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._schema is None:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                self._schema = pa.schema(
+                    [
+                        f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                        for f in table.schema
+                    ]
+                )
+                self._parquet = pq.ParquetWriter(self.path, self._schema)
+            table = pa.Table.from_pandas(
+                frame, schema=self._schema, preserve_index=False
+            )
+            self._parquet.write_table(table)
+            return
+        frame.to_csv(
+            self.path,
+            sep="," if self.suffix == ".csv" else "\t",
+            index=False,
+            mode="a" if self._started else "w",
+            header=not self._started,
+        )
+        self._started = True
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None

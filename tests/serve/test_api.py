@@ -1,0 +1,524 @@
+"""The predict API, served by a real uvicorn process, and ``mlflow models serve``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from serve.api import RecordsError, create_app, records_to_frame
+from serve.bundle import Bundle
+from serve.config import ApiConfig, ModelSource
+from serve.predict import ID_COLUMNS, predict
+
+SECRET_ID = "SUBJ-SECRET-7Q3X"
+SECRET_VALUE = 4729.183  # a value no log line would hold by chance
+SECRET_SITE = "site-SECRET-K8"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(cmd: list[str], log: Path, ready: str, timeout: float, env=None):
+    """Start ``cmd`` in its own process group; wait until GET ``ready`` answers."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{cmd[:4]} exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(ready, timeout=2).status_code == 200:
+                return proc
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    _stop(proc)
+    pytest.fail(f"{cmd[:4]} did not answer {ready} in {timeout} s:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group we started; SIGKILL it if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _api(trained, tmp_path_factory, name: str, *extra: str):
+    result, cfg = trained
+    port = _free_port()
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    cmd = [sys.executable, "-m", "serve", "api", "--model", result.model_uri]
+    cmd += ["--tracking-uri", cfg.tracking_uri, "--port", str(port), *extra]
+    proc = _start(cmd, log, f"http://127.0.0.1:{port}/health", timeout=90)
+    return proc, f"http://127.0.0.1:{port}", port, log
+
+
+@pytest.fixture(scope="module")
+def server(trained, tmp_path_factory):
+    """The API with default host and limits: (base URL, port, log file)."""
+    proc, url, port, log = _api(trained, tmp_path_factory, "api")
+    yield url, port, log
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def small_server(trained, tmp_path_factory):
+    """The API with a 4000-byte body limit, at most 3 records per prediction
+    request and 2 per explanation request."""
+    proc, url, _, _ = _api(
+        trained,
+        tmp_path_factory,
+        "api-small",
+        "--max-body-bytes",
+        "4000",
+        "--max-records",
+        "3",
+        "--max-explain",
+        "2",
+    )
+    yield url
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def bundle(champion):
+    """The model the servers serve (tests/serve/conftest.py)."""
+    return champion
+
+
+@pytest.fixture(scope="module")
+def table(cohort_table):
+    return cohort_table
+
+
+def _records(bundle, frame: pd.DataFrame) -> list[dict]:
+    """One JSON object per row: identifiers and feature columns, NaN left out."""
+    columns = [c for c in ID_COLUMNS if c in frame] + bundle.feature_columns
+    rows = frame[columns].astype(object).to_dict(orient="records")
+    return [{k: _plain(v) for k, v in row.items() if not pd.isna(v)} for row in rows]
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _assert_same(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert list(got.columns) == list(expected.columns)
+    for c in expected.columns:
+        if pd.api.types.is_float_dtype(expected[c]):
+            np.testing.assert_allclose(
+                got[c].astype(float),
+                expected[c].astype(float),
+                rtol=1e-12,
+                equal_nan=True,
+                err_msg=c,
+            )
+        else:
+            plain = [None if pd.isna(v) else _plain(v) for v in expected[c]]
+            assert got[c].tolist() == plain, c
+
+
+def _detail(response) -> str:
+    return json.dumps(response.json()["detail"])
+
+
+def test_health_names_the_model(server, bundle):
+    url, _, _ = server
+    assert requests.get(f"{url}/health").json() == {
+        "status": "ok",
+        "model": bundle.version,
+    }
+
+
+def test_model_lists_classes_and_feature_columns(server, bundle):
+    url, _, _ = server
+    response = requests.get(f"{url}/model")
+    assert response.status_code == 200
+    assert "NaN" not in response.text and "Infinity" not in response.text
+    info = response.json()
+    assert info["classes"] == bundle.classes
+    assert info["feature_columns"] == bundle.feature_columns
+    assert info["version"] == bundle.version
+
+
+def test_predict_matches_python(server, bundle, table):
+    url, _, _ = server
+    sub = table.head(10).reset_index(drop=True)
+    response = requests.post(f"{url}/predict", json={"records": _records(bundle, sub)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == bundle.version
+    expected = predict(bundle, sub, source="request")
+    _assert_same(pd.DataFrame(body["predictions"]), expected)
+
+
+def test_predict_treats_absent_keys_as_not_measured(server, bundle, table):
+    url, _, _ = server
+    flags = [c for c in bundle.feature_columns if c.startswith("has_")]
+    modality = flags[0].removeprefix("has_")
+    dropped = [
+        c
+        for c in bundle.feature_columns
+        if bundle.schema[c]["modality"] == modality or c == flags[0]
+    ]
+    sub = table.head(3).reset_index(drop=True)
+    records = [
+        {k: v for k, v in r.items() if k not in dropped} for r in _records(bundle, sub)
+    ]
+    records[1]["nfl_pg_ml"] = None  # null = not measured too
+    response = requests.post(f"{url}/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    # Same as a table without the modality (flag 0) and without that value.
+    missing = sub.copy()
+    missing[[c for c in dropped if c != flags[0]]] = np.nan
+    missing[flags[0]] = 0.0
+    missing.loc[1, "nfl_pg_ml"] = np.nan
+    expected = predict(bundle, missing, source="request")
+    _assert_same(pd.DataFrame(response.json()["predictions"]), expected)
+    assert not any(modality in m.split(",") for m in expected["modalities_used"])
+
+
+def test_explain_gives_top_contributions_toward_the_predicted_class(
+    server, bundle, table
+):
+    url, _, _ = server
+    sub = table.head(6).reset_index(drop=True)
+    records = _records(bundle, sub)
+    top = requests.post(f"{url}/explain?top=4", json={"records": records}).json()
+    every = requests.post(f"{url}/explain?top=1000", json={"records": records}).json()
+    features = set(bundle.feature_columns) - {"site"}
+    for i, (pred, exp, full) in enumerate(
+        zip(top["predictions"], top["explanations"], every["explanations"], strict=True)
+    ):
+        assert exp["predicted_class"] == pred["predicted_class"]
+        shap = [c["shap"] for c in exp["contributions"]]
+        assert len(shap) == 4
+        assert shap == sorted(shap, key=abs, reverse=True)
+        assert abs(shap[-1]) >= max(abs(c["shap"]) for c in full["contributions"][4:])
+        for c in full["contributions"]:
+            assert c["feature"] in features
+            assert c["value"] == records[i].get(c["feature"])
+        # Efficiency: base value + all contributions = the predicted probability.
+        total = full["base_value"] + sum(c["shap"] for c in full["contributions"])
+        assert total == pytest.approx(pred[f"p_{pred['predicted_class']}"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        (
+            [{"nfl_pg_ml": 40.0}, {"nfl_pg_mL": 40.0}],
+            r"record 1: unknown column 'nfl_pg_mL'; did you mean 'nfl_pg_ml'\?",
+        ),
+        (
+            [{"zzzz": 1}],
+            r"record 0: unknown column 'zzzz'\. A record holds the model's feature",
+        ),
+        (
+            [{"nfl_pg_ml": 40.0}, {"nfl_pg_ml": "high"}],
+            r"record 1: nfl_pg_ml = 'high' is not a number\. Send a number",
+        ),
+        ([{"nfl_pg_ml": "inf"}], r"record 0: nfl_pg_ml = 'inf' is not finite"),
+        ([{"site": 3}], r"record 0: site = 3; send it as text"),
+        ([], r"records is empty; send at least one record"),
+        (
+            [{f"x{k}": 1 for k in range(7)}],
+            r"record 0: unknown column 'x0'.*\| and 2 more problem\(s\)\.$",
+        ),
+    ],
+)
+def test_unreadable_records_are_refused_with_422(server, records, message):
+    url, _, _ = server
+    for endpoint in ("predict", "explain"):
+        response = requests.post(f"{url}/{endpoint}", json={"records": records})
+        assert response.status_code == 422
+        assert re.search(message, response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"rows": []}', r'"records".*"Field required"'),
+        ('{"records": [1, 2]}', r'"records", 0.*"Input should be a valid dictionary'),
+        ('{"records": [{"a": [1]}]}', r'"records", 0, "a"'),
+        ('{"records": ', r'"JSON decode error"'),
+    ],
+)
+def test_a_body_that_is_not_records_is_refused_with_422(server, body, message):
+    url, _, _ = server
+    response = requests.post(
+        f"{url}/predict", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert re.search(message, _detail(response))
+    assert re.search(r'send JSON \{"records"', response.json()["hint"])
+
+
+def test_explain_top_must_be_positive(server):
+    url, _, _ = server
+    response = requests.post(f"{url}/explain?top=0", json={"records": [{}]})
+    assert response.status_code == 422
+    assert re.search(r'"top".*greater than or equal to 1', _detail(response))
+
+
+def test_too_many_records_are_refused_with_422(small_server):
+    response = requests.post(
+        f"{small_server}/predict", json={"records": [{"nfl_pg_ml": 40.0}] * 4}
+    )
+    assert response.status_code == 422
+    assert re.search(
+        r"4 records in one request; the limit is 3\. Split the batch",
+        response.json()["detail"],
+    )
+
+
+def test_explanation_requests_have_their_own_lower_limit(small_server):
+    response = requests.post(
+        f"{small_server}/explain", json={"records": [{"nfl_pg_ml": 40.0}] * 3}
+    )
+    assert response.status_code == 422
+    assert "3 records in one request; the limit is 2" in response.json()["detail"]
+
+
+def test_oversize_bodies_are_refused_with_413(small_server):
+    big = json.dumps({"records": [{"nfl_pg_ml": 40.0}] * 300})
+    assert len(big) > 4000
+    headers = {"Content-Type": "application/json"}
+    declared = requests.post(f"{small_server}/predict", data=big, headers=headers)
+    chunked = requests.post(
+        f"{small_server}/predict",
+        data=(big[i : i + 500].encode() for i in range(0, len(big), 500)),
+        headers=headers,
+    )
+    for response in (declared, chunked):
+        assert response.status_code == 413
+        assert re.search(
+            r"larger than the limit of 4000 bytes.*split the batch",
+            response.json()["detail"],
+        )
+    small = json.dumps({"records": [{"nfl_pg_ml": 40.0}] * 2})
+    ok = requests.post(
+        f"{small_server}/predict",
+        data=(small[i : i + 7].encode() for i in range(0, len(small), 7)),
+        headers=headers,
+    )
+    assert ok.status_code == 200, ok.text
+    assert len(ok.json()["predictions"]) == 2
+
+
+def test_binds_to_loopback_by_default(server):
+    _, port, log = server
+    assert f"http://127.0.0.1:{port}" in log.read_text()
+    try:
+        others = {
+            a[4][0]
+            for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        }
+    except OSError:
+        others = set()
+    for address in sorted(a for a in others if not a.startswith("127.")):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://{address}:{port}/health", timeout=5)
+
+
+def test_server_log_holds_no_submitted_value(server, bundle, table):
+    url, _, log = server
+    sub = table.head(4).reset_index(drop=True)
+    records = _records(bundle, sub)
+    records[0].update(participant_id=SECRET_ID, nfl_pg_ml=SECRET_VALUE)
+    records[1].update(site=SECRET_SITE)  # unseen: warned about, not logged
+    assert requests.post(f"{url}/predict", json={"records": records}).ok
+    assert requests.post(f"{url}/explain?top=3", json={"records": records}).ok
+    bad = [{"participant_id": SECRET_ID, "nfl_pg_ml": f"{SECRET_VALUE}x"}]
+    assert requests.post(f"{url}/predict", json={"records": bad}).status_code == 422
+    unknown = [{f"col_{SECRET_VALUE}": 1}]
+    assert requests.post(f"{url}/predict", json={"records": unknown}).status_code == 422
+    time.sleep(0.5)
+    text = log.read_text()
+    assert "POST /predict 200" in text and "POST /predict 422" in text
+    assert "predict: 4 record(s) -> 200" in text
+    assert "top=3" not in text  # no query strings
+    secrets = [SECRET_ID, str(SECRET_VALUE), SECRET_SITE, *sub["participant_id"]]
+    for secret in secrets:
+        assert str(secret) not in text
+
+
+# In-process checks of the error paths, with a stub model (no training needed).
+
+
+class _Stub:
+    """Predicts by raising ``error``; the rest of what predict() reads."""
+
+    classes_ = np.array(["ALS", "HC"])
+    detector_ = None
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def predict_proba(self, X):
+        raise self.error
+
+
+def _stub_bundle(error: Exception | None = None) -> Bundle:
+    columns = ["nfl_pg_ml", "has_mri", "mri_fa", "site"]
+    schema = [
+        {
+            "name": c,
+            "dtype": "float",
+            "unit": "",
+            "modality": m,
+            "min": None,
+            "max": None,
+        }
+        for c, m in zip(columns, ["serum", "mri", "mri", "other"], strict=True)
+    ]
+    metadata = {
+        "classes": ["ALS", "HC"],
+        "feature_columns": columns,
+        "schema": schema,
+        "family": "stub",
+        "conformal": {"alpha": 0.1, "thresholds": {"ALS": 0.5, "HC": 0.5}},
+        "nested_cv_metrics": {"auc": float("nan")},
+    }
+    return Bundle(_Stub(error), metadata, "stub-uri", "stub v1")
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([], r"records is empty"),
+        ([{}] * 3, r"3 records in one request; the limit is 2"),
+        ([{"nfl_pg_mI": 1}], r"record 0: unknown column 'nfl_pg_mI'; did you mean"),
+        ([{"mri_fa": "n/a"}], r"record 0: mri_fa = 'n/a' is not a number"),
+        ([{"mri_fa": float("-inf")}], r"record 0: mri_fa = -inf is not finite"),
+        ([{"mri_fa": 10**400}], r"record 0: mri_fa = 1000.* is not finite"),
+        ([{"site": True}], r"record 0: site = True; send it as text"),
+    ],
+)
+def test_records_to_frame_names_record_column_and_fix(records, message):
+    with pytest.raises(RecordsError, match=message):
+        records_to_frame(records, _stub_bundle(), max_records=2)
+
+
+def test_records_to_frame_fills_absent_values_and_flags():
+    records = [
+        {"participant_id": "a", "mri_fa": "0.4", "site": "siteA"},
+        {"nfl_pg_ml": True},
+        {"has_mri": 1, "nfl_pg_ml": None},
+    ]
+    frame = records_to_frame(records, _stub_bundle())
+    assert list(frame.columns) == ["participant_id", *_stub_bundle().feature_columns]
+    assert frame["participant_id"].iloc[0] == "a"
+    assert frame["participant_id"].isna().tolist() == [False, True, True]
+    np.testing.assert_array_equal(frame["mri_fa"], [0.4, np.nan, np.nan])
+    np.testing.assert_array_equal(frame["nfl_pg_ml"], [np.nan, 1.0, np.nan])
+    np.testing.assert_array_equal(frame["has_mri"], [1.0, 0.0, 1.0])
+    assert frame["site"].dtype == "string" and frame["site"].isna().tolist()[1:]
+
+
+@pytest.fixture
+def stub_server():
+    """Serve a stub bundle in this process; yields (start(error) -> base URL)."""
+    running = []
+
+    def start(error: Exception) -> str:
+        import uvicorn
+
+        cfg = ApiConfig(ModelSource("stub-uri"))
+        port = _free_port()
+        app = create_app(_stub_bundle(error), cfg)
+        srv = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        running.append((srv, thread))
+        deadline = time.monotonic() + 20
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for srv, thread in running:
+        srv.should_exit = True
+        thread.join(10)
+
+
+def test_model_value_error_is_422_with_its_message(stub_server):
+    url = stub_server(ValueError("stub: columns out of order; refit the model."))
+    response = requests.post(f"{url}/predict", json={"records": [{"mri_fa": 0.4}]})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "stub: columns out of order; refit the model."
+    info = requests.get(f"{url}/model").json()
+    assert info["nested_cv_metrics"] == {"auc": None}  # NaN made JSON-safe
+
+
+def test_unexpected_error_is_500_logged_without_values(stub_server, caplog):
+    url = stub_server(RuntimeError(f"boom at {SECRET_VALUE}"))
+    with caplog.at_level(logging.INFO, logger="serve.api"):
+        response = requests.post(
+            f"{url}/predict",
+            json={"records": [{"participant_id": SECRET_ID, "mri_fa": SECRET_VALUE}]},
+        )
+    assert response.status_code == 500
+    assert re.search(r"internal error while answering /predict", _detail(response))
+    assert str(SECRET_VALUE) not in response.text
+    assert "predict failed: RuntimeError (message withheld)" in caplog.text
+    assert str(SECRET_VALUE) not in caplog.text and SECRET_ID not in caplog.text
+
+
+def test_mlflow_models_serve_answers_like_predict(trained, bundle, table, tmp_path):
+    result, cfg = trained
+    port = _free_port()
+    env = {
+        "MLFLOW_TRACKING_URI": cfg.tracking_uri,
+        # mlflow starts the scoring server as `uvicorn ...` from PATH
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", result.model_uri]
+    cmd += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    proc = _start(
+        cmd, tmp_path / "mlflow.log", f"http://127.0.0.1:{port}/ping", 180, env
+    )
+    try:
+        head = table[bundle.feature_columns].head(5)
+        data = head.astype(object).where(head.notna(), None).to_numpy().tolist()
+        response = requests.post(
+            f"http://127.0.0.1:{port}/invocations",
+            json={"dataframe_split": {"columns": list(head.columns), "data": data}},
+            timeout=60,
+        )
+    finally:
+        _stop(proc)
+    assert response.status_code == 200, response.text
+    got = np.asarray(response.json()["predictions"], dtype=float)
+    expected = predict(bundle, table.head(5))
+    order = [f"p_{c}" for c in map(str, bundle.model.classes_)]
+    np.testing.assert_allclose(got, expected[order].to_numpy(), rtol=1e-9)

@@ -1,0 +1,114 @@
+"""The explanation report: content, self-containment, and a clean render in
+headless Chromium (Debian's chromium; `make test` installs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from serve.__main__ import main
+from serve.report import write_report
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def report(champion, cohort_table, tmp_path_factory):
+    table = cohort_table.head(6).copy()
+    table.loc[5, "alsfrs_r"] = 99.0  # not scorable: listed, not explained
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    write_report(champion, table, out, top=8, source="six.parquet")
+    return out, table
+
+
+def test_the_report_holds_the_cohort_the_model_card_and_each_subject(report):
+    out, table = report
+    page = out.read_text()
+    for heading in (
+        "Predicted class mix",
+        "SHAP importance by modality",
+        "SHAP importance by feature",
+        "SHAP beeswarm: push on p(ALS)",
+        "Largest shifts from the training distribution",
+        "Model card",
+        "Intended use",
+        "Nested cross-validation metrics (95 % bootstrap CI)",
+        "Calibration of the out-of-fold probabilities",
+        "Conformal sets (alpha",
+        "Out-of-distribution flag",
+    ):
+        assert heading in page, heading
+    assert "SIMULATED cohort" in page
+    assert page.count("<section") == 5  # one per scored subject
+    for pid in table["participant_id"].head(5):
+        assert f"<h3>{pid}" in page
+    assert f"Not scored: six.parquet, row 6 ({table.loc[5, 'participant_id']})" in page
+    assert "alsfrs_r = 99 is outside [0, 48]" in page
+    # 5 cohort figures + waterfall and biomarkers-vs-controls per subject
+    assert page.count('src="data:image/png;base64,') == 5 + 2 * 5
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_an_existing_report_is_not_overwritten(report, champion, cohort_table):
+    out, _ = report
+    with pytest.raises(FileExistsError, match="exists; pass --overwrite"):
+        write_report(champion, cohort_table.head(2), out)
+
+
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed: run `make test`, which installs it",
+)
+def test_the_report_renders_in_headless_chromium_without_errors(report):
+    from playwright.sync_api import sync_playwright
+
+    out, _ = report
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page()
+        page.on(
+            "console",
+            lambda m: problems.append(m.text) if m.type in ("error", "warning") else 0,
+        )
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(out.as_uri(), wait_until="load")
+        images = page.evaluate(
+            "Array.from(document.images).map(i => "
+            "[i.complete, i.naturalWidth, i.naturalHeight])"
+        )
+        browser.close()
+    assert problems == []
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
+    assert len(images) == 15
+    sizes = np.array([[w, h] for _, w, h in images])
+    assert all(done for done, _, _ in images) and (sizes > 50).all()
+
+
+def test_the_explain_command_writes_the_report(trained, cohort_table, tmp_path):
+    result, cfg = trained
+    features = tmp_path / "f.parquet"
+    cohort_table.head(3).to_parquet(features)
+    out = tmp_path / "r.html"
+    args = ["explain", "--model", result.model_uri, "--tracking-uri", cfg.tracking_uri]
+    args += ["--features", str(features), "--out", str(out)]
+    assert main(args) == 0
+    assert out.read_text().count("<section") == 3
+    assert main(args) == 2  # exists
+    assert main([*args, "--overwrite", "--max-subjects", "1"]) == 0
+    page = out.read_text()
+    assert page.count("<section") == 1 and "The first 1 of 3 scored" in page

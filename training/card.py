@@ -1,0 +1,160 @@
+"""The model card: what a locked model carries besides its fitted estimators.
+
+Serving needs to know, without the training data: the input schema (each column's
+dtype, unit, modality and valid range), reference statistics of the training
+features (overall and in the controls, for drift checks and the report's "against
+controls" charts), a small background of aggregated training rows for SHAP (cluster
+medians, never a single subject's values), the calibration of the out-of-fold
+probabilities, and the versions of the packages that made the model.
+"""
+
+from __future__ import annotations
+
+import platform
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+
+from features.dictionary import describe, value_range
+from models.estimators import SITE
+
+#: Bumped when what serving expects of a bundle changes.
+BUNDLE_FORMAT = 2
+PACKAGES = (
+    "scikit-learn",
+    "xgboost",
+    "numpy",
+    "pandas",
+    "scipy",
+    "mlflow",
+    "optuna",
+    "shap",
+)
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+MIN_CLUSTER = 10  # a background row summarises at least this many subjects
+
+
+def schema(X: pd.DataFrame) -> list[dict[str, Any]]:
+    """One entry per input column: name, dtype, unit, modality and valid range."""
+    out = []
+    for c in X.columns:
+        entry = describe(c)
+        lo, hi = value_range(c)
+        out.append(
+            {
+                "name": c,
+                "dtype": "string" if c == SITE else "float",
+                "unit": entry.unit if entry else "",
+                "modality": entry.modality if entry else "other",
+                "min": None if lo == -np.inf else lo,
+                "max": None if hi == np.inf else hi,
+            }
+        )
+    return out
+
+
+def reference_statistics(
+    X: pd.DataFrame, y: np.ndarray, reference: str | None = "HC"
+) -> dict[str, dict[str, Any]]:
+    """Per numeric column: missing fraction, mean, SD and quantiles of all training
+    rows, and the 2.5/50/97.5 % quantiles of the ``reference`` rows (controls)."""
+    y = np.asarray(y).astype(str)
+    stats = {}
+    for c in X.columns:
+        if c == SITE:
+            continue
+        v = X[c].to_numpy(dtype=float, na_value=np.nan)
+        obs = v[~np.isnan(v)]
+        ref = v[(y == reference) & ~np.isnan(v)] if reference else obs
+        row: dict[str, Any] = {
+            "n": int(obs.size),
+            "missing": float(1 - obs.size / max(len(v), 1)),
+            "mean": _f(obs.mean()) if obs.size else None,
+            "sd": _f(obs.std(ddof=1)) if obs.size > 1 else None,
+        }
+        for q in QUANTILES:
+            row[f"q{int(q * 100):02d}"] = _f(np.quantile(obs, q)) if obs.size else None
+        row["controls_n"] = int(ref.size)
+        for name, q in (("controls_q025", 0.025), ("controls_q50", 0.5)):
+            row[name] = _f(np.quantile(ref, q)) if ref.size else None
+        row["controls_q975"] = _f(np.quantile(ref, 0.975)) if ref.size else None
+        stats[c] = row
+    return stats
+
+
+def background(X: pd.DataFrame, y: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """Aggregated training rows for SHAP: per class, up to 4 k-means clusters of at
+    least ``MIN_CLUSTER`` subjects (one cluster for a smaller class), each
+    summarised by its members' medians."""
+    y = np.asarray(y).astype(str)
+    numeric = [c for c in X.columns if c != SITE]
+    V = X[numeric].to_numpy(dtype=float, na_value=np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing column
+        center, scale = np.nanmean(V, axis=0), np.nanstd(V, axis=0)
+    Z = np.nan_to_num((V - center) / np.where(scale > 0, scale, 1.0))
+    rows = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        labels = np.zeros(len(idx), dtype=int)
+        for k in range(min(4, len(idx) // MIN_CLUSTER), 1, -1):
+            found = KMeans(k, n_init=4, random_state=seed).fit_predict(Z[idx])
+            if np.bincount(found).min() >= MIN_CLUSTER:  # else fewer clusters
+                labels = found
+                break
+        for j in np.unique(labels):
+            members = V[idx[labels == j]]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-missing column
+                med = np.nanmedian(members, axis=0)
+            rows.append(
+                {
+                    "class": str(c),
+                    "n": int(len(members)),
+                    "values": [_f(v) for v in med],
+                }
+            )
+    return {"columns": numeric, "rows": rows}
+
+
+def calibration(
+    y: np.ndarray, proba: np.ndarray, classes: list[str], bins: int = 10
+) -> dict[str, list[dict[str, float]]]:
+    """Reliability of out-of-fold probabilities: per class, per decile of predicted
+    probability, the mean prediction and the observed frequency."""
+    y = np.asarray(y).astype(str)
+    out = {}
+    for k, c in enumerate(classes):
+        p = proba[:, k]
+        edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1)))
+        which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+        out[c] = [
+            {
+                "predicted": _f(p[which == b].mean()),
+                "observed": _f((y[which == b] == c).mean()),
+                "n": int((which == b).sum()),
+            }
+            for b in range(len(edges) - 1)
+            if (which == b).any()
+        ]
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a bundle depends on, and Python's."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _f(v) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
