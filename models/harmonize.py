@@ -218,7 +218,8 @@ def _sites(X, where: str) -> np.ndarray:
             f"(found {found}). Add the site column to the features (it may be empty "
             "for unknown sites), or build the pipeline without it (no harmonisation)."
         )
-    return np.array([None if pd.isna(v) else str(v) for v in X[SITE]], dtype=object)
+    site = X[SITE].astype("string")
+    return np.where(site.isna().to_numpy(), None, site.to_numpy(dtype=object))
 
 
 def _fit_feature(y, site, sites, C):

@@ -12,6 +12,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+#: Version of what training registers beside a LockedModel (its model card);
+#: serving refuses another. Bump it when the card's keys or meaning change.
+BUNDLE_FORMAT = 2
+
 
 class LockedModel(ClassifierMixin, BaseEstimator):
     """A fitted diagnosis pipeline with an out-of-distribution detector beside it.

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.locked import BUNDLE_FORMAT
 from serve.config import DEFAULT_TRACKING_URI
 
 log = logging.getLogger(__name__)
-BUNDLE_FORMAT = 2  # training.card.BUNDLE_FORMAT of the bundles this code reads
 REQUIRED_METADATA = (
     "bundle_format",
     "classes",

@@ -22,6 +22,11 @@ class ModelSource:
     tracking_uri: str | None = None
 
 
+def _one_input(cohort: Path | None, features: Path | None) -> None:
+    if (cohort is None) == (features is None):
+        raise ValueError("give exactly one of --cohort DIR or --features FILE.")
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """``python -m serve score``: score a cohort directory or a features table.
@@ -40,8 +45,7 @@ class ScoreConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if (self.cohort is None) == (self.features is None):
-            raise ValueError("give exactly one of --cohort DIR or --features FILE.")
+        _one_input(self.cohort, self.features)
         if self.chunk_size < 1:
             raise ValueError(
                 f"--chunk-size {self.chunk_size}; it must be a positive number of "
@@ -63,8 +67,7 @@ class ExplainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if (self.cohort is None) == (self.features is None):
-            raise ValueError("give exactly one of --cohort DIR or --features FILE.")
+        _one_input(self.cohort, self.features)
         if self.max_subjects < 1:
             raise ValueError(
                 f"--max-subjects {self.max_subjects}; it must be at least 1."

@@ -71,7 +71,7 @@ def predict(
     proba = np.full((len(frame), len(classes)), np.nan)
     score = np.full(len(frame), np.nan)
     if ok.any():
-        rows = frame[ok]
+        rows = frame if ok.all() else frame[ok]
         raw = bundle.model.predict_proba(rows)
         order = [list(map(str, bundle.model.classes_)).index(c) for c in classes]
         proba[ok] = raw[:, order]
@@ -107,13 +107,14 @@ def predict(
 
 
 def _join(member: np.ndarray, names: list[str], left: str, sep: str, right: str):
-    """Per row, the names whose column is True, joined: one string per distinct
-    combination (there are few), not one join per row."""
-    if member.shape[1] == 0:
-        return np.full(len(member), left + right, dtype=object)
-    combos, inverse = np.unique(member, axis=0, return_inverse=True)
-    text = [left + sep.join(n for n, on in zip(names, c, strict=True) if on) + right
-            for c in combos]  # fmt: skip
+    """Per row, the names whose column is True, joined: one join per distinct
+    combination (there are few), not one per row."""
+    codes = member.astype(np.int64) @ (1 << np.arange(member.shape[1], dtype=np.int64))
+    combos, inverse = np.unique(codes, return_inverse=True)
+    text = [
+        left + sep.join(n for j, n in enumerate(names) if code >> j & 1) + right
+        for code in combos
+    ]
     return np.asarray(text, dtype=object)[inverse.ravel()]
 
 

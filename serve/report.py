@@ -185,7 +185,9 @@ def _cohort(bundle, table, preds, frame, exp, shown, top) -> list[str]:
 def _model_card(bundle: Bundle) -> list[str]:
     meta = bundle.metadata
     ci = pd.DataFrame(meta.get("nested_cv_metrics_ci", {})).T
-    ci = ci.reset_index(names="metric") if len(ci) else ci
+    if len(ci):
+        cols = [c for c in ("estimate", "ci_low", "ci_high") if c in ci.columns]
+        ci = ci[cols].reset_index(names="metric")
     conformal = meta["conformal"]
     coverage = pd.DataFrame(
         {

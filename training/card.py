@@ -21,9 +21,8 @@ from sklearn.cluster import KMeans
 
 from features.dictionary import describe, value_range
 from models.estimators import SITE
+from models.locked import BUNDLE_FORMAT
 
-#: Bumped when what serving expects of a bundle changes.
-BUNDLE_FORMAT = 2
 PACKAGES = (
     "scikit-learn",
     "xgboost",
@@ -36,6 +35,74 @@ PACKAGES = (
 )
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MIN_CLUSTER = 10  # a background row summarises at least this many subjects
+
+
+def model_card(
+    model,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    family: str,
+    task: str,
+    classes: list[str],
+    conformal: dict[str, Any],
+    sites: list[str],
+    reference: str | None = "HC",
+    oof_proba: np.ndarray | None = None,
+    seed: int = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The metadata registered with a fitted :class:`~models.locked.LockedModel`.
+
+    Parameters
+    ----------
+    model : LockedModel
+        Fitted on ``X``, ``y``.
+    X, y : DataFrame, ndarray
+        The training rows and labels.
+    family, task, classes : str, str, list of str
+        What the model is.
+    conformal : dict
+        ``alpha``, per-class ``thresholds`` (and ``coverage`` when measured).
+    sites : list of str
+        Acquisition sites seen in training.
+    reference : str or None
+        The control class of the reference statistics.
+    oof_proba : ndarray, optional
+        Out-of-fold probabilities of ``X`` (columns in ``classes`` order), for the
+        calibration table.
+    seed : int
+        Seed of the background's clustering.
+    **extra
+        Further entries (metrics, data source, ...).
+    """
+    detector = model.detector_
+    card = {
+        "bundle_format": BUNDLE_FORMAT,
+        "family": family,
+        "task": task,
+        "classes": list(classes),
+        "feature_columns": list(X.columns),
+        "schema": schema(X),
+        "conformal": conformal,
+        "sites": list(sites),
+        "training_subjects": len(y),
+        "class_counts": {c: int((np.asarray(y) == c).sum()) for c in classes},
+        "ood": None
+        if detector is None
+        else {
+            "threshold": detector.threshold_,
+            "quantile": detector.quantile,
+            "training_flag_rate": detector.training_flag_rate_,
+            "n_features": len(detector.features_),
+        },
+        "reference": reference_statistics(X, y, reference),
+        "background": background(X, y, seed=seed),
+        "calibration": {} if oof_proba is None else calibration(y, oof_proba, classes),
+        "packages": package_versions(),
+    }
+    card.update(extra)
+    return card
 
 
 def schema(X: pd.DataFrame) -> list[dict[str, Any]]:

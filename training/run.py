@@ -161,42 +161,29 @@ def run(cfg: TrainConfig) -> RunResult:
         )
         if oracle:
             mlflow.log_metrics({f"oracle_{k}": v for k, v in oracle.items()})
-        metadata = {
-            "bundle_format": card.BUNDLE_FORMAT,
-            "family": champion,
-            "task": cfg.task,
-            "classes": classes,
-            "params": params,
-            "feature_columns": columns,
-            "schema": card.schema(data.X),
-            "nested_cv_metrics": results[champion].metrics,
-            "nested_cv_metrics_ci": found.champion.metrics.to_dict(orient="index"),
-            "conformal": {
+        metadata = card.model_card(
+            locked,
+            data.X,
+            data.y,
+            family=champion,
+            task=cfg.task,
+            classes=classes,
+            conformal={
                 "alpha": cfg.alpha,
                 "thresholds": found.conformal.thresholds,
                 "coverage": found.coverage["coverage"].to_dict(),
             },
-            "sites": sorted(data.table["site"].dropna().astype(str).unique()),
-            "training_subjects": len(data.y),
-            "class_counts": {c: int((data.y == c).sum()) for c in classes},
-            "data_source": data.source,
-            "data_fingerprint": data.fingerprint,
-            "trained_on_simulated_data": oracle is not None,
-            "ood": {
-                "threshold": locked.detector_.threshold_,
-                "quantile": locked.detector_.quantile,
-                "training_flag_rate": locked.detector_.training_flag_rate_,
-                "n_features": len(locked.detector_.features_),
-            },
-            "reference": card.reference_statistics(
-                data.X, data.y, options["reference"]
-            ),
-            "background": card.background(data.X, data.y, seed=cfg.seed),
-            "calibration": card.calibration(
-                data.y, results[champion].oof_proba, classes
-            ),
-            "packages": card.package_versions(),
-        }
+            sites=sorted(data.table["site"].dropna().astype(str).unique()),
+            reference=options["reference"],
+            oof_proba=results[champion].oof_proba,
+            seed=cfg.seed,
+            params=params,
+            nested_cv_metrics=results[champion].metrics,
+            nested_cv_metrics_ci=found.champion.metrics.to_dict(orient="index"),
+            data_source=data.source,
+            data_fingerprint=data.fingerprint,
+            trained_on_simulated_data=oracle is not None,
+        )
         mlflow.log_params({"champion": champion})
         uri = tracking.log_champion(locked, data.X, cfg.model_name, metadata)
         run_id = parent.info.run_id

@@ -43,6 +43,17 @@ def test_balanced_classifier_keeps_string_classes():
     assert set(clf.predict(X)) <= {"ALS", "MMN"}
 
 
+def test_balanced_xgboost_predicts_a_frame_as_float32_with_the_same_result():
+    from xgboost import XGBClassifier
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    X.iloc[::7, 1] = np.nan
+    y = np.where(X["a"] > 0, "ALS", "HC")
+    clf = BalancedClassifier(XGBClassifier(n_estimators=10, n_jobs=1)).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), clf.estimator_.predict_proba(X))
+
+
 def test_column_checker_passes_the_site_through_as_strings():
     X = pd.DataFrame(
         {"site": [1, None, "siteB"], "a": [1, 2, 3], "extra": ["x", "y", "z"]}

@@ -10,7 +10,7 @@ from features.extract import extract_features, feature_columns
 from models.locked import LockedModel
 from models.ood import NearestClassDistance
 from models.pipelines import SKEWED, make_pipeline
-from serve.bundle import BUNDLE_FORMAT, Bundle, load_bundle
+from serve.bundle import Bundle, load_bundle
 from training import card
 
 PARAMS = {
@@ -55,22 +55,18 @@ def build_bundle(table: pd.DataFrame, family: str) -> Bundle:
     classes = sorted(set(y))
     pipe = make_pipeline(family, PARAMS[family], columns, seed=0, calibrate=None)
     model = LockedModel(pipe, NearestClassDistance(log_columns=SKEWED)).fit(X, y)
-    proba = model.predict_proba(X)
-    metadata = {
-        "bundle_format": BUNDLE_FORMAT,
-        "family": family,
-        "task": "diagnosis",
-        "classes": classes,
-        "feature_columns": columns,
-        "schema": card.schema(X),
-        "conformal": {"alpha": 0.1, "thresholds": dict.fromkeys(classes, 0.9)},
-        "sites": sorted(X["site"].dropna().unique()),
-        "reference": card.reference_statistics(X, y, "HC"),
-        "background": card.background(X, y),
-        "calibration": card.calibration(y, proba, classes),
-        "packages": card.package_versions(),
-        "trained_on_simulated_data": True,
-    }
+    metadata = card.model_card(
+        model,
+        X,
+        y,
+        family=family,
+        task="diagnosis",
+        classes=classes,
+        conformal={"alpha": 0.1, "thresholds": dict.fromkeys(classes, 0.9)},
+        sites=sorted(X["site"].dropna().unique()),
+        oof_proba=model.predict_proba(X),
+        trained_on_simulated_data=True,
+    )
     return Bundle(model, metadata, f"test:{family}", f"test-{family}")
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from serve.bundle import BUNDLE_FORMAT, check_versions, load_bundle
+from models.locked import BUNDLE_FORMAT
+from serve.bundle import check_versions, load_bundle
 
 
 def test_the_champion_carries_its_model_card(champion):
