@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from serve.config import (
@@ -95,12 +96,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Recoverable data problems, as one log line each (no source line)."""
+    log.warning("warning: %s", message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("mlflow", "alembic", "shap", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.command != "api":  # the API logs no warning text (it may hold values)
+        warnings.showwarning = _log_warning
     source = ModelSource(args.model, args.tracking_uri)
     try:
         if args.command == "score":

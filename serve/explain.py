@@ -15,6 +15,7 @@ training population, not against the cohort it came with.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,11 @@ def shap_values(
             data[SITE] = pd.array(row_sites, dtype="string")
         return pipe.predict_proba(data[bundle.feature_columns])[:, order]
 
-    values, base = permutation_shap(f, X, background, sites, seed=seed, batch=batch)
+    with warnings.catch_warnings():
+        # the pipeline's data notes (e.g. unseen sites) would repeat for every
+        # perturbed batch; scoring the same rows reports them once
+        warnings.simplefilter("ignore", UserWarning)
+        values, base = permutation_shap(f, X, background, sites, seed=seed, batch=batch)
     data = pd.DataFrame(X, columns=features, index=frame.index)
     return Explanation(values, base, features, bundle.classes, data)
 

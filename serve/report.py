@@ -5,7 +5,8 @@ feature, a SHAP beeswarm, shifts from the training distribution, the model card
 with its metrics, calibration and intended use) and one section per subject
 (probabilities, conformal set, out-of-distribution and site flags, a SHAP waterfall
 and its key biomarkers against the training controls). Figures are embedded as
-base64 PNG and there is no script: the file makes no request of any kind.
+base64 PNG (cohort) or SVG (per subject, drawn by hand: a few kB each) and there is
+no script: the file makes no request of any kind.
 """
 
 from __future__ import annotations
@@ -231,8 +232,16 @@ def _subject(bundle, row: pd.Series, exp: Explanation, pos: int, top: int):
     cls = str(row["predicted_class"])
     probs = pd.DataFrame([{c: row[f"p_{c}"] for c in bundle.classes}])
     flags = [
-        _flag(bool(row["ood"]), f"out of distribution (score {row['ood_score']:.2f})"),
-        _flag(bool(row["unseen_site"]), "site not seen in training"),
+        _flag(
+            bool(row["ood"]),
+            f"OUT OF DISTRIBUTION (score {row['ood_score']:.2f})",
+            f"in distribution (score {row['ood_score']:.2f})",
+        ),
+        _flag(
+            bool(row["unseen_site"]),
+            "SITE NOT SEEN IN TRAINING",
+            "site seen in training",
+        ),
     ]
     anchor = re.sub(r"[^A-Za-z0-9_-]", "_", label)
     return [
@@ -249,10 +258,14 @@ def _subject(bundle, row: pd.Series, exp: Explanation, pos: int, top: int):
     ]
 
 
-def _flag(on: bool, text: str) -> str:
+def _value(v: float) -> str:
+    return "not measured" if np.isnan(v) else f"{v:.3g}"
+
+
+def _flag(on: bool, warning: str, fine: str) -> str:
     if on:
-        return f'<span class="flag">{_e(text)}</span>'
-    return f'<span class="ok">not {_e(text.split(" (")[0])}</span>'
+        return f'<span class="flag">{_e(warning)}</span>'
+    return f'<span class="ok">{_e(fine)}</span>'
 
 
 def _shifts(bundle: Bundle, frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
@@ -330,69 +343,139 @@ def _beeswarm(exp: Explanation, cls: str, features: list[str]) -> str:
 
 
 def _waterfall(exp: Explanation, i: int, cls: str, top: int) -> str:
-    """From the base probability, each of the top features' push, then the rest."""
-    plt = _plt()
+    """From the base probability, each of the top features' push, then the rest,
+    on the probability scale 0-1 (red: towards ``cls``, blue: away)."""
     k = exp.classes.index(cls)
     contrib = exp.values[i, :, k]
     idx = list(np.argsort(-np.abs(contrib))[:top])
-    rest = contrib.sum() - contrib[idx].sum()
-    labels = [f"{exp.features[j]} = {exp.data.iloc[i, j]:.3g}" for j in idx]
-    steps = [*contrib[idx], rest]
+    labels = [f"{exp.features[j]} = {_value(exp.data.iloc[i, j])}" for j in idx]
     labels.append(f"{len(contrib) - len(idx)} other features")
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(steps) + 1))
-    start = exp.base_values[i, k]
+    steps = [*contrib[idx], contrib.sum() - contrib[idx].sum()]
+    base = float(exp.base_values[i, k])
+    svg = _Svg(len(steps), f"p({cls}): base {base:.2f} -> {base + sum(steps):.2f}")
+    start = base
     for r, step in enumerate(steps):
-        ax.barh(r, step, left=start, color="#c0392b" if step > 0 else "#2471a3")
+        color = "#c0392b" if step > 0 else "#2471a3"
+        svg.label(r, labels[r])
+        svg.bar(r, start, start + step, color)
+        svg.text(r, max(start, start + step), f"{step:+.3f}")
         start += step
-    ax.set_yticks(range(len(steps)), labels)
-    ax.invert_yaxis()
-    ax.axvline(exp.base_values[i, k], color="grey", lw=0.5, ls="--")
-    ax.axvline(start, color="black", lw=0.8)
-    ax.set_xlabel(
-        f"p({cls}): base {exp.base_values[i, k]:.2f} -> this subject {start:.2f}"
-    )
-    return _png(fig)
+    svg.axis(0.0, 1.0, [base, start])
+    return svg.img()
 
 
 def _against_controls(bundle, exp: Explanation, i: int, cls: str, n: int) -> str:
     """The subject's most influential biomarkers against the training controls'
-    2.5-97.5 % range (shaded) and median (tick)."""
+    2.5-97.5 % range (shaded) and median (tick); each row on its own scale."""
     ref = bundle.metadata["reference"]
     k = exp.classes.index(cls)
-    order = np.argsort(-np.abs(exp.values[i, :, k]))
     chosen = []
-    for j in order:
-        f = exp.features[j]
-        stats = ref.get(f, {})
+    for j in np.argsort(-np.abs(exp.values[i, :, k])):
+        f, stats = exp.features[j], ref.get(exp.features[j], {})
         value = exp.data.iloc[i, j]
-        if (
-            not f.startswith("has_")
-            and stats.get("controls_q025") is not None
-            and stats.get("controls_q975") is not None
-            and stats["controls_q975"] > stats["controls_q025"]
-            and not np.isnan(value)
-        ):
+        lo, hi = stats.get("controls_q025"), stats.get("controls_q975")
+        if f.startswith("has_") or lo is None or hi is None or not hi > lo:
+            continue
+        if not np.isnan(value):
             chosen.append((f, float(value), stats))
         if len(chosen) == n:
             break
     if not chosen:
         return "<p>No biomarker with a control range to show.</p>"
-    plt = _plt()
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(7, 0.55 * len(chosen) + 0.4))
-    for ax, (f, value, s) in zip(np.atleast_1d(axes), chosen, strict=True):
-        lo, hi, mid = s["controls_q025"], s["controls_q975"], s["controls_q50"]
+    svg = _Svg(len(chosen), "key biomarkers vs training controls (95 % range)")
+    for r, (f, value, st) in enumerate(chosen):
+        lo, hi, mid = st["controls_q025"], st["controls_q975"], st["controls_q50"]
         pad = 0.25 * (hi - lo)
-        ax.axvspan(lo, hi, color="#cde", label="controls 2.5-97.5 %")
-        ax.axvline(mid, color="#357", lw=1)
-        inside = lo <= value <= hi
-        ax.plot([value], [0], "o", color="#276227" if inside else "#c0392b")
-        ax.set_xlim(min(lo - pad, value - pad), max(hi + pad, value + pad))
-        ax.set_yticks([])
+        left, right = min(lo, value) - pad, max(hi, value) + pad
         unit = bundle.schema.get(f, {}).get("unit", "")
-        ax.set_ylabel(f"{f}\n({unit})" if unit else f, rotation=0, ha="right")
-        ax.tick_params(axis="x", labelsize=7)
-    fig.suptitle("key biomarkers vs training controls (shaded: 95 % range)", y=1.0)
-    return _png(fig)
+        svg.label(r, f"{f} ({unit})" if unit else f)
+        svg.band(r, (lo - left) / (right - left), (hi - left) / (right - left))
+        svg.tick(r, (mid - left) / (right - left))
+        inside = lo <= value <= hi
+        svg.dot(r, (value - left) / (right - left), "#276227" if inside else "#c0392b")
+        svg.text(r, 1.0, f"{value:.3g} (controls {lo:.3g}-{hi:.3g})")
+    return svg.img()
+
+
+class _Svg:
+    """A small horizontal chart as SVG: a label column, then one row per item on a
+    0-1 plot scale. Written by hand: a few kB per chart, no plotting library."""
+
+    LABEL, PLOT, NOTE, ROW = 300, 330, 190, 20
+
+    def __init__(self, rows: int, title: str):
+        self.rows = rows
+        self.parts = [
+            f'<text x="4" y="14" font-weight="bold">{html.escape(title)}</text>'
+        ]
+
+    def _x(self, v: float) -> float:
+        return self.LABEL + self.PLOT * float(np.clip(v, 0.0, 1.0))
+
+    def _y(self, r: int) -> int:
+        return 24 + self.ROW * r
+
+    def label(self, r: int, text: str) -> None:
+        self.parts.append(
+            f'<text x="{self.LABEL - 6}" y="{self._y(r) + 14}" text-anchor="end">'
+            f"{html.escape(text[:48])}</text>"
+        )
+
+    def bar(self, r: int, a: float, b: float, color: str) -> None:
+        x0, x1 = sorted((self._x(a), self._x(b)))
+        self.parts.append(
+            f'<rect x="{x0:.1f}" y="{self._y(r) + 3}" width="{max(x1 - x0, 1):.1f}" '
+            f'height="{self.ROW - 6}" fill="{color}"/>'
+        )
+
+    def band(self, r: int, a: float, b: float) -> None:
+        self.bar(r, a, b, "#cde")
+
+    def tick(self, r: int, v: float) -> None:
+        x = self._x(v)
+        self.parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{self._y(r) + 2}" '
+            f'y2="{self._y(r) + self.ROW - 2}" stroke="#357"/>'
+        )
+
+    def dot(self, r: int, v: float, color: str) -> None:
+        self.parts.append(
+            f'<circle cx="{self._x(v):.1f}" cy="{self._y(r) + self.ROW / 2}" r="5" '
+            f'fill="{color}"/>'
+        )
+
+    def text(self, r: int, v: float, text: str) -> None:
+        self.parts.append(
+            f'<text x="{self._x(v) + 6:.1f}" y="{self._y(r) + 14}" fill="#333">'
+            f"{html.escape(text)}</text>"
+        )
+
+    def axis(self, lo: float, hi: float, marks: list[float]) -> None:
+        y = self._y(self.rows) + 4
+        for v in (lo, (lo + hi) / 2, hi):
+            self.parts.append(
+                f'<text x="{self._x(v):.1f}" y="{y + 12}" text-anchor="middle">'
+                f"{v:.1f}</text>"
+            )
+        for v in marks:  # the base value and the subject's probability
+            self.tick(-1, v)
+            x = self._x(v)
+            self.parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="20" y2="{y}" '
+                'stroke="#999" stroke-dasharray="3,3"/>'
+            )
+
+    def img(self) -> str:
+        width = self.LABEL + self.PLOT + self.NOTE
+        height = self._y(self.rows) + 20
+        svg = (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+            f'height="{height}" font-family="sans-serif" font-size="11">'
+            + "".join(self.parts)
+            + "</svg>"
+        )
+        data = base64.b64encode(svg.encode()).decode()
+        return f'<img alt="chart" src="data:image/svg+xml;base64,{data}">'
 
 
 def _calibration(cal: dict) -> str:

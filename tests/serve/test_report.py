@@ -48,7 +48,8 @@ def test_the_report_holds_the_cohort_the_model_card_and_each_subject(report):
     assert f"Not scored: six.parquet, row 6 ({table.loc[5, 'participant_id']})" in page
     assert "alsfrs_r = 99 is outside [0, 48]" in page
     # 5 cohort figures + waterfall and biomarkers-vs-controls per subject
-    assert page.count('src="data:image/png;base64,') == 5 + 2 * 5
+    assert page.count('src="data:image/png;base64,') == 5
+    assert page.count('src="data:image/svg+xml;base64,') == 2 * 5
     assert "http://" not in page and "https://" not in page and "<script" not in page
 
 
