@@ -146,7 +146,9 @@ def records_to_frame(
     if problems:
         shown = " | ".join(problems[:MAX_PROBLEMS])
         more = len(problems) - MAX_PROBLEMS
-        raise RecordsError(shown + (f" | and {more} more problem(s)." if more else ""))
+        raise RecordsError(
+            shown + (f" | and {more} more problem(s)." if more > 0 else "")
+        )
     _fill_flags(numbers, bundle)
     columns: dict[str, Any] = {c: ids[c] for c in ID_COLUMNS if c in ids}
     for c in features:

@@ -415,7 +415,11 @@ def _stub_bundle(error: Exception | None = None) -> Bundle:
     [
         ([], r"records is empty"),
         ([{}] * 3, r"3 records in one request; the limit is 2"),
-        ([{"nfl_pg_mI": 1}], r"record 0: unknown column 'nfl_pg_mI'; did you mean"),
+        (
+            [{"nfl_pg_mI": 1}],
+            r"^record 0: unknown column 'nfl_pg_mI'; did you mean 'nfl_pg_ml'\? A "
+            r"record holds .* participant_id and session\.$",
+        ),
         ([{"mri_fa": "n/a"}], r"record 0: mri_fa = 'n/a' is not a number"),
         ([{"mri_fa": float("-inf")}], r"record 0: mri_fa = -inf is not finite"),
         ([{"mri_fa": 10**400}], r"record 0: mri_fa = 1000.* is not finite"),
