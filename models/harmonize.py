@@ -163,21 +163,22 @@ class ComBat(TransformerMixin, BaseEstimator):
             )
         C = covariate_design(X, self.covariates_, self.covariate_means_)
         Y = X[features].to_numpy(float, copy=True)
-        out = X.drop(columns=SITE).copy()
+        out = X.drop(columns=SITE)  # a new frame (copy-on-write): X is untouched
         seen = np.isin(site, self.sites_)
         partial = {}
         sd = np.sqrt(self.var_pooled_)
         for i, s in enumerate(self.sites_):
-            rows = site == s
-            if not rows.any():
+            rows = np.flatnonzero(site == s)
+            if not rows.size:
                 continue
             gamma, delta = self.gamma_[i], self.delta_[i]
             ok = np.isfinite(gamma)
+            values = Y[rows]
             fitted = self.grand_mean_ + C[rows] @ self.beta_.T
-            adjusted = fitted + (Y[rows] - fitted - sd * gamma) / np.sqrt(delta)
-            Y[rows] = np.where(ok, adjusted, Y[rows])
+            adjusted = fitted + (values - fitted - sd * gamma) / np.sqrt(delta)
+            Y[rows] = np.where(ok, adjusted, values)
             lost = ~ok & np.isfinite(self.gamma_).any(axis=0)
-            lost &= ~np.isnan(Y[rows]).all(axis=0)
+            lost &= ~np.isnan(values).all(axis=0)
             if lost.any():
                 partial[str(s)] = list(np.asarray(features)[lost])
         out[features] = Y
