@@ -1,7 +1,7 @@
 """Scoring throughput beside raw XGBoost, SHAP throughput, and peak memory.
 
 Usage: ``python experiments/bench_score.py [--rows 100000] [--big-rows 1000000]
-[--chunk-size 50000] [--repeats 3] [--model URI]``.
+[--chunk-size 50000] [--repeats 5] [--model URI]``.
 
 Without ``--model``, builds the bundle training would register for XGBoost (the
 default sigmoid calibration: three boosters, one per internal fold) on a simulated
@@ -172,7 +172,7 @@ def main() -> None:
     p.add_argument("--big-rows", type=int, default=1_000_000)
     p.add_argument("--chunk-size", type=int, default=50_000)
     p.add_argument("--shap-rows", type=int, default=40)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--model", default=None, help="model URI (default: build one)")
     p.add_argument("--n", type=int, default=300, help="simulated training cohort")
     p.add_argument("--seed", type=int, default=0)
