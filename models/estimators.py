@@ -84,7 +84,16 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         cols = list(self.feature_names_in_)
         self._check(X, cols)
-        return X[cols].astype({c: "string" if c == SITE else float for c in cols})
+        numeric = [c for c in cols if c != SITE]
+        # one float block (a per-column astype would leave a block per column)
+        out = pd.DataFrame(
+            X[numeric].to_numpy(dtype=float, na_value=np.nan),
+            columns=numeric,
+            index=X.index,
+        )
+        if SITE in cols:
+            out.insert(cols.index(SITE), SITE, X[SITE].astype("string"))
+        return out
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)

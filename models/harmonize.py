@@ -163,7 +163,7 @@ class ComBat(TransformerMixin, BaseEstimator):
             )
         C = covariate_design(X, self.covariates_, self.covariate_means_)
         Y = X[features].to_numpy(float, copy=True)
-        out = X.drop(columns=SITE)  # a new frame (copy-on-write): X is untouched
+        out = X.drop(columns=SITE)  # a new frame: X is left as it was
         seen = np.isin(site, self.sites_)
         partial = {}
         sd = np.sqrt(self.var_pooled_)
