@@ -36,25 +36,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
-from serve.bundle import Bundle, load_bundle
+from serve.bundle import Bundle, fill_availability, json_safe, load_bundle
 from serve.config import ApiConfig
 from serve.predict import ID_COLUMNS, predict
 
 log = logging.getLogger("serve.api")
 
 TEXT_COLUMNS = ("site",)  # feature columns read as strings; all others are numbers
-MODEL_KEYS = (
-    "family",
-    "task",
-    "classes",
-    "feature_columns",
-    "conformal",
-    "sites",
-    "nested_cv_metrics",
-    "nested_cv_metrics_ci",
-    "packages",
-    "trained_on_simulated_data",
-)
 ROUTES = ("/health", "/model", "/predict", "/explain", "/docs", "/openapi.json")
 MAX_PROBLEMS = 5  # problems quoted in one 422 message
 
@@ -149,27 +137,12 @@ def records_to_frame(
         raise RecordsError(
             shown + (f" | and {more} more problem(s)." if more > 0 else "")
         )
-    _fill_flags(numbers, bundle)
     columns: dict[str, Any] = {c: ids[c] for c in ID_COLUMNS if c in ids}
     for c in features:
         columns[c] = pd.array(texts[c], dtype="string") if c in texts else numbers[c]
-    return pd.DataFrame(columns)
-
-
-def _fill_flags(numbers: dict[str, np.ndarray], bundle: Bundle) -> None:
-    """``has_<modality>`` not given: 1 where the record has a value of the modality."""
-    schema = getattr(bundle, "schema", {})
-    for flag in (c for c in numbers if c.startswith("has_")):
-        unset = np.isnan(numbers[flag])
-        modality = flag.removeprefix("has_")
-        seen = np.zeros(len(unset), dtype=bool)
-        for c, values in numbers.items():
-            if (
-                not c.startswith("has_")
-                and schema.get(c, {}).get("modality") == modality
-            ):
-                seen |= ~np.isnan(values)
-        numbers[flag][unset] = seen[unset]
+    frame = pd.DataFrame(columns)
+    fill_availability(frame, bundle.schema)
+    return frame
 
 
 def _number(key: str, value: Value) -> tuple[float, str | None]:
@@ -204,32 +177,6 @@ def _text(key: str, value: Value) -> str | None:
     return (
         f'{key} = {value!r}; send it as text (e.g. {key}: "siteA"), or null if unknown.'
     )
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with numpy scalars made Python and NaN, inf and NA made ``None``."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | np.ndarray):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    return str(obj)
-
-
-def describe_model(bundle: Bundle) -> dict[str, Any]:
-    """What ``GET /model`` answers: ``bundle.describe()``, or the training metadata."""
-    describe = getattr(bundle, "describe", None)
-    if callable(describe):
-        return json_safe(describe())
-    info = {k: bundle.metadata[k] for k in MODEL_KEYS if k in bundle.metadata}
-    return json_safe({"uri": bundle.uri, "version": bundle.version, **info})
 
 
 def explain_records(
@@ -281,7 +228,7 @@ def create_app(bundle: Bundle, cfg: ApiConfig) -> FastAPI:
         description=__doc__,
         **_no_telemetry(),
     )
-    model_info = describe_model(bundle)
+    model_info = bundle.describe()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_body(request, exc: RequestValidationError) -> JSONResponse:

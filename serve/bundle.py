@@ -10,10 +10,10 @@ versions.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.estimators import SITE
 from models.locked import BUNDLE_FORMAT
 from serve.config import DEFAULT_TRACKING_URI
 
-log = logging.getLogger(__name__)
 REQUIRED_METADATA = (
     "bundle_format",
     "classes",
@@ -38,7 +38,6 @@ REQUIRED_METADATA = (
 )
 #: A different major version refuses to load; a different minor version warns.
 PINNED = ("scikit-learn", "xgboost", "numpy")
-SITE = "site"
 
 
 @dataclass(frozen=True)
@@ -79,10 +78,16 @@ class Bundle:
     def family(self) -> str:
         return str(self.metadata["family"])
 
-    @property
+    @cached_property
     def schema(self) -> dict[str, dict[str, Any]]:
         """Column name -> dtype, unit, modality, min and max."""
         return {e["name"]: e for e in self.metadata["schema"]}
+
+    @cached_property
+    def class_order(self) -> list[int]:
+        """Column of each of ``classes`` in the fitted model's ``predict_proba``."""
+        fitted = [str(c) for c in self.model.classes_]
+        return [fitted.index(c) for c in self.classes]
 
     @property
     def alpha(self) -> float:
@@ -97,7 +102,7 @@ class Bundle:
         skip = {"reference", "background", "calibration"}
         card = {k: v for k, v in self.metadata.items() if k not in skip}
         card.update(uri=self.uri, version=self.version)
-        return _json_safe(card)
+        return json_safe(card)
 
     def conform(self, table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list]:
         """The model's input columns of ``table``, with notes on what was filled in.
@@ -144,15 +149,7 @@ class Bundle:
                 f"{source}: no {modality} columns: {modality} treated as not acquired "
                 "for every subject."
             )
-        for flag in (c for c in missing if c.startswith("has_")):
-            # availability flag not given: 1 where any of the modality's values is
-            modality = flag.removeprefix("has_")
-            cols = [
-                c
-                for c in self.feature_columns
-                if schema[c]["modality"] == modality and c in table.columns
-            ]
-            frame[flag] = table[cols].notna().any(axis=1).astype(float) if cols else 0.0
+        fill_availability(frame, schema)
         for c in self.feature_columns:
             if c == SITE or pd.api.types.is_numeric_dtype(frame[c]):
                 continue
@@ -255,14 +252,36 @@ def check_versions(uri: str, packages: dict[str, str]) -> None:
             )
 
 
-def _json_safe(obj):
-    """Nested dicts/lists with NaN and infinities as None, numpy scalars as Python."""
+def fill_availability(frame: pd.DataFrame, schema: dict[str, dict]) -> None:
+    """In place: an empty ``has_<modality>`` cell becomes 1 where the row holds a
+    value of that modality, else 0 (the pipeline never saw a missing flag)."""
+    for flag in [c for c in frame.columns if c.startswith("has_")]:
+        unset = frame[flag].isna()
+        if not unset.any():
+            continue
+        modality = flag.removeprefix("has_")
+        cols = [
+            c
+            for c in frame.columns
+            if not c.startswith("has_")
+            and schema.get(c, {}).get("modality") == modality
+        ]
+        seen = frame[cols].notna().any(axis=1).astype(float) if cols else 0.0
+        frame[flag] = frame[flag].where(~unset, seen)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars made Python and NaN, inf and NA made ``None``."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | np.ndarray):
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if obj is pd.NA or obj is pd.NaT:
         return None
-    return obj
+    return str(obj)

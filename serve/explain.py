@@ -65,8 +65,7 @@ def shap_values(
     has_site = SITE in bundle.feature_columns
     sites = frame[SITE].astype("string").to_numpy() if has_site else None
     background = background_frame(bundle)[features].to_numpy(dtype=float)
-    pipe = bundle.pipeline
-    order = [list(map(str, pipe.classes_)).index(c) for c in bundle.classes]
+    pipe, order = bundle.pipeline, bundle.class_order
 
     def f(rows: np.ndarray, row_sites: np.ndarray | None) -> np.ndarray:
         data = pd.DataFrame(rows, columns=features)

@@ -66,15 +66,21 @@ def predict(
     """
     bundle = model if isinstance(model, Bundle) else load_bundle(model, tracking_uri)
     frame, errors = prepare_input(bundle, table, source, first_row)
+    return score_frame(bundle, table, frame, errors)
+
+
+def score_frame(
+    bundle: Bundle, table: pd.DataFrame, frame: pd.DataFrame, errors: np.ndarray
+) -> pd.DataFrame:
+    """The table :func:`predict` returns, from :func:`prepare_input`'s output
+    (``frame``, ``errors``) and the identifiers and sites of ``table``."""
     ok = errors == ""
     classes = bundle.classes
     proba = np.full((len(frame), len(classes)), np.nan)
     score = np.full(len(frame), np.nan)
     if ok.any():
         rows = frame if ok.all() else frame[ok]
-        raw = bundle.model.predict_proba(rows)
-        order = [list(map(str, bundle.model.classes_)).index(c) for c in classes]
-        proba[ok] = raw[:, order]
+        proba[ok] = bundle.model.predict_proba(rows)[:, bundle.class_order]
         score[ok] = bundle.model.ood_score(rows)
     out = pd.DataFrame(
         {c: table[c].to_numpy() for c in ID_COLUMNS if c in table.columns}

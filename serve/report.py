@@ -15,7 +15,6 @@ import base64
 import html
 import io
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import pandas as pd
 from serve.bundle import Bundle, load_bundle
 from serve.config import ExplainConfig
 from serve.explain import Explanation, importance, shap_values
-from serve.predict import load_input, predict, prepare_input
+from serve.predict import load_input, prepare_input, score_frame
 
 INTENDED_USE = (
     "Research use only. The model ranks the diagnoses ALS, MMN, NMO, MS and healthy "
@@ -85,10 +84,8 @@ def write_report(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
     table = table.reset_index(drop=True)
-    preds = predict(bundle, table, source=source)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # predict already warned
-        frame, errors = prepare_input(bundle, table, source)
+    frame, errors = prepare_input(bundle, table, source)
+    preds = score_frame(bundle, table, frame, errors)
     scored = np.flatnonzero(errors == "")
     shown = scored[:max_subjects]
     exp = shap_values(bundle, frame.iloc[shown], seed=seed) if len(shown) else None

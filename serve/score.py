@@ -118,9 +118,7 @@ def read_chunks(
         from features.extract import extract_features
 
         table = extract_features(Path(cfg.cohort), progress=cfg.progress).table
-        return len(table), (
-            (i, table.iloc[i : i + size]) for i in range(0, len(table), size)
-        )
+        return len(table), _slices(table, size)
     path = Path(cfg.features)
     if not path.is_file():
         raise FileNotFoundError(
@@ -144,9 +142,11 @@ def read_chunks(
     from features.extract import read_table  # Excel: small by nature, read whole
 
     table = read_table(path)
-    return len(table), (
-        (i, table.iloc[i : i + size]) for i in range(0, len(table), size)
-    )
+    return len(table), _slices(table, size)
+
+
+def _slices(table: pd.DataFrame, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    return ((i, table.iloc[i : i + size]) for i in range(0, len(table), size))
 
 
 def _parquet_chunks(parquet, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
