@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -64,18 +65,18 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "dictionary":
             from features.dictionary import to_markdown
+            from features.io import output_path
 
+            output_path(args.out, overwrite=True, types=(".md",))
             tmp = args.out.with_name(f".{args.out.name}.tmp")
             tmp.write_text(to_markdown() + "\n", encoding="utf-8")
             tmp.replace(args.out)
             log.info("wrote %s", args.out)
         else:
-            from features.extract import extract_features, write_table
+            from features.extract import extract_features
+            from features.io import output_path, write_table
 
-            if args.out.exists() and not args.overwrite:
-                raise FileExistsError(
-                    f"{args.out} exists; pass --overwrite to replace it."
-                )
+            output_path(args.out, overwrite=args.overwrite)  # before the work
             result = extract_features(
                 args.cohort,
                 strict=args.strict,
@@ -88,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         log.error("error: %s", exc)
         return 2
+    except Exception as exc:  # a bug: one line, the traceback only when asked
+        from features.errors import internal_error
+
+        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
     return 0
 
 

@@ -255,10 +255,15 @@ PATIENT_ONLY = (
 )
 
 
+#: Metadata columns that are model inputs: the covariates (age, sex as 0/1).
+COVARIATES = ("age", "male")
+
+
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The model inputs: every numeric column except metadata, quality-control
-    columns and the patient-only history columns (:data:`PATIENT_ONLY`)."""
-    skip = set(META_COLUMNS) | {"sex"} | set(PATIENT_ONLY)
+    """The model inputs: every numeric column except identifiers, the diagnosis,
+    quality-control columns and the patient-only history columns
+    (:data:`PATIENT_ONLY`); the covariates :data:`COVARIATES` are inputs."""
+    skip = (set(META_COLUMNS) - set(COVARIATES)) | set(PATIENT_ONLY)
     return [
         c
         for c in table.columns
@@ -269,47 +274,10 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a features table: .parquet, .csv, .tsv or .xlsx/.xls (first sheet)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"features table {path} not found.")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="," if suffix == ".csv" else "\t")
-    if suffix in (".xlsx", ".xls"):
-        return pd.read_excel(path)
-    raise ValueError(
-        f"{path}: unsupported table type {suffix!r}; use .parquet, .csv, .tsv or .xlsx."
-    )
-
-
-def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> Path:
-    """Write ``table`` to ``out`` (.parquet, .csv or .tsv) atomically."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    tmp = out.with_name(f".{out.name}.tmp")
-    suffix = out.suffix.lower()
-    if suffix == ".parquet":
-        table.to_parquet(tmp, index=False)
-    elif suffix in (".csv", ".tsv"):
-        table.to_csv(tmp, sep="," if suffix == ".csv" else "\t", index=False)
-    else:
-        raise ValueError(
-            f"{out}: unsupported extension {suffix!r}; use .parquet, .csv or .tsv."
-        )
-    tmp.replace(out)
-    return out
-
-
 __all__ = [
+    "COVARIATES",
     "Extraction",
     "META_COLUMNS",
     "extract_features",
     "feature_columns",
-    "read_table",
-    "write_table",
 ]

@@ -472,7 +472,7 @@ def _pulvinar_volumes(stats_dir: Path) -> dict[str, float]:
     return {f"fs_pulvinar_{side}_mm3": out.get(side, np.nan) for side in ("l", "r")}
 
 
-def _parcellation(stats_dir: Path) -> tuple[dict[str, Path], bool]:
+def _parcellation(stats_dir: Path, has_aseg: bool) -> tuple[dict[str, Path], bool]:
     """The ``?h.aparc.stats`` pair, else the ``?h.aparc.DKTatlas.stats`` pair."""
     for atlas, is_dkt in (("aparc", False), ("aparc.DKTatlas", True)):
         paths = {h: stats_dir / f"{h}.{atlas}.stats" for h in ("lh", "rh")}
@@ -482,8 +482,9 @@ def _parcellation(stats_dir: Path) -> tuple[dict[str, Path], bool]:
         f"{h}.{a}.stats" for a in ("aparc", "aparc.DKTatlas") for h in ("lh", "rh")
     ]
     missing = [name for name in wanted if not (stats_dir / name).is_file()]
+    there = "aseg.stats is there" if has_aseg else "neither aseg.stats is there"
     raise FileNotFoundError(
-        f"{stats_dir}: aseg.stats is there but {', '.join(missing)} "
+        f"{stats_dir}: {there} but {', '.join(missing)} "
         f"{'is' if len(missing) == 1 else 'are'} not; the cortical measures need "
         "lh.aparc.stats and rh.aparc.stats (or, failing those, both "
         "?h.aparc.DKTatlas.stats). Finish recon-all (-autorecon3) for this subject "
@@ -506,7 +507,8 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
     Returns
     -------
     dict of str to float
-        Empty when ``aseg.stats`` is absent. Otherwise ``fs_etiv_mm3``,
+        Empty when the folder holds no ``.stats`` file (not acquired). Otherwise
+        ``fs_etiv_mm3``,
         ``fs_total_gray_mm3``, ``fs_{thalamus,caudate,putamen,pallidum}_{l,r}_mm3``
         (aseg), ``fs_{precentral,precuneus}_{l,r}_mm3`` (grey-matter volume) and
         ``fs_mean_thickness_{l,r}_mm`` from ``?h.aparc.stats`` or, when that pair
@@ -515,10 +517,15 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
         PuI) only when thalamic-nuclei volumes exist; and for every ``fs_<x>_mm3``
         but eTIV, ``fs_<x>_etiv_pct`` = 100 x volume / eTIV. All volumes in mm^3.
 
+        Without ``aseg.stats`` (e.g. a FreeSurfer 6 subject whose volume stats
+        were not copied) the cortical values are still extracted, with the eTIV
+        of the aparc files' ``# Measure`` line, and a ``UserWarning`` names what
+        is missing (total grey matter, subcortical volumes).
+
     Raises
     ------
     FileNotFoundError
-        If ``aseg.stats`` exists but neither parcellation pair does.
+        If the folder holds stats files but neither parcellation pair.
     CohortFormatError
         If a stats or thalamic-nuclei file is malformed.
 
@@ -530,19 +537,26 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
     """
     stats_dir = Path(stats_dir)
     aseg_path = stats_dir / "aseg.stats"
-    if not aseg_path.exists():
-        return {}
-    aseg = read_aseg_stats(aseg_path)
-    out = {
-        "fs_etiv_mm3": aseg.measures.get("eTIV", np.nan),
-        "fs_total_gray_mm3": aseg.measures.get("TotalGrayVol", np.nan),
-    }
+    found = sorted(p.name for p in stats_dir.glob("*.stats"))
+    if not found:
+        return {}  # not acquired
+    has_aseg = aseg_path.is_file()
+    parcellation, is_dkt = _parcellation(stats_dir, has_aseg)
+    out: dict[str, float] = {}
+    if has_aseg:
+        aseg = read_aseg_stats(aseg_path)
+        out["fs_etiv_mm3"] = aseg.measures.get("eTIV", np.nan)
+        out["fs_total_gray_mm3"] = aseg.measures.get("TotalGrayVol", np.nan)
+    else:
+        out["fs_etiv_mm3"] = out["fs_total_gray_mm3"] = np.nan
     for side, hemi in (("l", "Left"), ("r", "Right")):
         for s in ASEG_STRUCTURES:
-            out[f"fs_{s.lower()}_{side}_mm3"] = aseg.volumes.get(f"{hemi}-{s}", np.nan)
-    parcellation, is_dkt = _parcellation(stats_dir)
+            name = f"fs_{s.lower()}_{side}_mm3"
+            out[name] = aseg.volumes.get(f"{hemi}-{s}", np.nan) if has_aseg else np.nan
     for side, hemi in (("l", "lh"), ("r", "rh")):
         aparc = read_aparc_stats(parcellation[hemi])
+        if not has_aseg and np.isnan(out["fs_etiv_mm3"]):
+            out["fs_etiv_mm3"] = aparc.measures.get("eTIV", np.nan)
         gray = aparc.regions["GrayVol"] if "GrayVol" in aparc.regions else {}
         out[f"fs_precentral_{side}_mm3"] = float(gray.get("precentral", np.nan))
         out[f"fs_precuneus_{side}_mm3"] = float(gray.get("precuneus", np.nan))
@@ -559,4 +573,21 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
     etiv = out["fs_etiv_mm3"] if out["fs_etiv_mm3"] > 0 else np.nan
     for name in [n for n in out if n.endswith("_mm3") and n != "fs_etiv_mm3"]:
         out[name.removesuffix("_mm3") + "_etiv_pct"] = 100.0 * out[name] / etiv
+    if not has_aseg:
+        etiv_from = (
+            f"eTIV from {parcellation['lh'].name}"
+            if np.isfinite(etiv)
+            else "no eTIV either (the aparc files have no eTIV measure), so no "
+            "eTIV-normalised (_etiv_pct) value"
+        )
+        warnings.warn(
+            f"{stats_dir}: no aseg.stats (found {', '.join(found)}): the cortical "
+            "values (precentral and precuneus volumes, thickness, the M1/precuneus "
+            f"ratio) are extracted with {etiv_from}; total grey matter and the "
+            "thalamus, caudate, putamen and pallidum volumes (and their _etiv_pct) "
+            "are missing. Copy aseg.stats from the subject's recon-all output to "
+            "get them.",
+            UserWarning,
+            stacklevel=2,
+        )
     return out

@@ -265,6 +265,47 @@ def reference_rows(y, reference: str | None, n_rows: int, owner: str) -> np.ndar
     return np.array([str(v) == reference for v in y])
 
 
+def checked_covariates(X: pd.DataFrame, covariates, owner: str) -> list[str]:
+    """``covariates`` as a list, each checked to be a column of ``X``."""
+    missing = [c for c in covariates if c not in X.columns]
+    kept = tuple(c for c in covariates if c not in missing)
+    if missing:
+        raise ValueError(
+            f"{owner}: covariate(s) {missing} are not among the input columns "
+            f"{list(X.columns)[:6]}...; add them (python -m features extract writes "
+            "age and male; map a table's own with --age-column / --sex-column), or "
+            f"build {owner} with covariates={kept}."
+        )
+    return list(covariates)
+
+
+class DropColumns(TransformerMixin, BaseEstimator):
+    """Drop the named columns (covariates used by earlier steps only); stateless.
+
+    Examples
+    --------
+    >>> DropColumns(("age",)).fit_transform(pd.DataFrame({"age": [60.0], "x": [1.0]}))
+         x
+    0  1.0
+    """
+
+    def __init__(self, columns: tuple[str, ...] = ()):
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y=None):
+        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self)
+        return X.drop(columns=[c for c in self.columns if c in X.columns])
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self)
+        kept = [c for c in self.feature_names_in_ if c not in self.columns]
+        return np.asarray(kept, dtype=object)
+
+
 def covariate_means(X: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """Training means of the covariates (0 where a covariate is never observed)."""
     values = X[columns].to_numpy(float) if columns else np.zeros((len(X), 0))

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from models.estimators import (
     SITE,
+    checked_covariates,
     covariate_design,
     covariate_means,
     prefixed_columns,
@@ -42,8 +43,8 @@ class ComBat(TransformerMixin, BaseEstimator):
         Prefixes of the columns to harmonise; other columns pass through untouched
         (as do 0/1 flags under those prefixes).
     covariates : tuple of str
-        Columns whose effects are preserved (those present are used; missing values
-        are filled with the training mean).
+        Columns whose effects are preserved; each must be an input column (fit
+        raises otherwise). Missing values are filled with the training mean.
     reference : str or None
         Label of the rows the site effects are estimated from; ``None`` uses all rows.
     min_reference : int
@@ -100,7 +101,7 @@ class ComBat(TransformerMixin, BaseEstimator):
         ref = reference_rows(y, self.reference, len(X), "ComBat")
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(X.columns)
-        self.covariates_ = [c for c in self.covariates if c in X.columns]
+        self.covariates_ = checked_covariates(X, self.covariates, "ComBat")
         features = prefixed_columns(X, self.columns, exclude=tuple(self.covariates_))
         self.features_ = np.asarray(features, dtype=object)
         self.sites_ = np.asarray(

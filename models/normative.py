@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from models.estimators import (
+    checked_covariates,
     covariate_design,
     covariate_means,
     prefixed_columns,
@@ -41,8 +42,8 @@ class NormativeZ(TransformerMixin, BaseEstimator):
         Columns transformed with ``log1p`` (negative values read as 0) before
         modelling.
     covariates : tuple of str
-        Covariates of the normative model (those present; missing values are filled
-        with the training mean).
+        Covariates of the normative model; each must be an input column (fit
+        raises otherwise). Missing values are filled with the training mean.
     reference : str or None
         Label of the normative rows; ``None`` uses every training row.
     min_reference : int
@@ -70,7 +71,7 @@ class NormativeZ(TransformerMixin, BaseEstimator):
     >>> X = pd.DataFrame({"age": [40.0, 50, 60, 70, 80, 60],
     ...                   "nfl_pg_ml": [9.0, 11, 14, 17, 21, 80]})
     >>> y = ["HC"] * 5 + ["ALS"]
-    >>> z = NormativeZ(min_reference=3).fit(X, y).transform(X)
+    >>> z = NormativeZ(covariates=("age",), min_reference=3).fit(X, y).transform(X)
     >>> bool(z["nfl_pg_ml"].iloc[-1] > 10)
     True
     """
@@ -96,7 +97,7 @@ class NormativeZ(TransformerMixin, BaseEstimator):
         ref = reference_rows(y, self.reference, len(X), "NormativeZ")
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         self.n_features_in_ = len(X.columns)
-        self.covariates_ = [c for c in self.covariates if c in X.columns]
+        self.covariates_ = checked_covariates(X, self.covariates, "NormativeZ")
         features = prefixed_columns(X, self.columns, exclude=tuple(self.covariates_))
         self.features_ = np.asarray(features, dtype=object)
         self.covariate_means_ = covariate_means(X, self.covariates_)

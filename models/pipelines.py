@@ -20,6 +20,7 @@ from models.estimators import (
     SITE,
     BalancedClassifier,
     ColumnChecker,
+    DropColumns,
     FoldCalibratedClassifier,
     SignedLog,
 )
@@ -33,6 +34,7 @@ CALIBRATION_METHODS = ("sigmoid", "isotonic", "temperature")
 SKOPS_TRUSTED_TYPES = (
     "models.estimators.BalancedClassifier",
     "models.estimators.ColumnChecker",
+    "models.estimators.DropColumns",
     "models.estimators.FoldCalibratedClassifier",
     "models.estimators.SignedLog",
     "models.harmonize.ComBat",
@@ -66,6 +68,8 @@ def make_pipeline(
     harmonize: bool = True,
     normative: bool = True,
     reference: str | None = "HC",
+    covariates: tuple[str, ...] = ("age", "male"),
+    covariates_as_features: bool = True,
 ) -> Pipeline:
     """Return an unfitted pipeline for ``family`` with hyperparameters ``params``.
 
@@ -103,10 +107,17 @@ def make_pipeline(
     reference : str or None
         Class label of the controls that ComBat and the normative z-scores are
         fitted on; ``None`` uses every training row.
+    covariates : tuple of str
+        Covariates ComBat and the normative z-scores adjust for; each must be
+        among ``columns`` when either step is on (fit raises otherwise).
+    covariates_as_features : bool
+        Keep the covariates as classifier inputs; ``False`` drops them (step
+        ``drop_covariates``) after harmonisation and normative scoring.
 
     Examples
     --------
-    >>> pipe = make_pipeline("logreg", {"C": 1.0, "l1_ratio": 0.5}, ["nfl_pg_ml"])
+    >>> pipe = make_pipeline("logreg", {"C": 1.0, "l1_ratio": 0.5},
+    ...                      ["age", "male", "nfl_pg_ml"])
     >>> [name for name, _ in pipe.steps]
     ['columns', 'normative', 'log', 'impute', 'scale', 'classifier']
     >>> pipe = make_pipeline("svm", {"C": 1.0, "gamma": 0.01}, ["site", "fs_x_mm3"])
@@ -127,10 +138,15 @@ def make_pipeline(
     steps: list[tuple[str, Any]] = [
         ("columns", ColumnChecker([c for c in columns if c != SITE or harmonize]))
     ]
+    covariates = tuple(covariates)
     if harmonize:
-        steps.append(("harmonize", ComBat(reference=reference)))
+        steps.append(("harmonize", ComBat(covariates=covariates, reference=reference)))
     if normative:
-        steps.append(("normative", NormativeZ(reference=reference)))
+        steps.append(
+            ("normative", NormativeZ(covariates=covariates, reference=reference))
+        )
+    if not covariates_as_features and covariates:
+        steps.append(("drop_covariates", DropColumns(covariates)))
     clf = _classifier(family, params, seed)
     if family in ("logreg", "svm"):
         # z-scored concentrations are already on a log scale

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -50,7 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--tracking-uri",
             default=None,
-            help=f"MLflow tracking URI (default {DEFAULT_TRACKING_URI})",
+            help="MLflow tracking URI (precedence: this option > "
+            f"$MLFLOW_TRACKING_URI > {DEFAULT_TRACKING_URI})",
+        )
+        p.add_argument(
+            "--registry-uri",
+            default=None,
+            help="MLflow model registry URI (this option > $MLFLOW_REGISTRY_URI > "
+            "the tracking URI)",
         )
         if name == "api":
             p.add_argument("--host", default="127.0.0.1", help="default loopback")
@@ -109,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command != "api":  # the API logs no warning text (it may hold values)
         warnings.showwarning = _log_warning
-    source = ModelSource(args.model, args.tracking_uri)
+    source = ModelSource(
+        args.model,
+        args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None,
+        args.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None,
+    )
     try:
         if args.command == "score":
             from serve.score import run_score
@@ -160,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
         log.error("error: %s", exc)
         return 2
+    except Exception as exc:  # a bug: one line, the traceback only when asked
+        from features.errors import internal_error
+
+        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from features.dictionary import describe
 from serve.bundle import Bundle, fill_availability, json_safe, load_bundle
 from serve.config import ApiConfig
 from serve.predict import ID_COLUMNS, predict
@@ -70,8 +71,10 @@ def records_to_frame(
     records : list of dict
         One ``{column: value}`` per subject-visit. An absent key or ``None`` is a
         value not measured; an absent ``has_<modality>`` is 1 when the record has
-        any value of that modality, else 0. ``participant_id`` and ``session`` are
-        passed through.
+        any value of that modality, else 0. Every column of a features table
+        (``python -m features extract``: identifiers, ``sex``, ``diagnosis``,
+        ``qc_*``, ...) and the metadata columns of the training table are
+        accepted; they are passed through to :func:`serve.predict.predict`.
     bundle : Bundle
         The model; its ``feature_columns`` are the columns a record may hold.
     max_records : int
@@ -80,8 +83,9 @@ def records_to_frame(
     Returns
     -------
     DataFrame
-        ``participant_id`` and ``session`` (where a record has them), then every
-        feature column: floats, and ``site`` as a string column.
+        ``participant_id`` and ``session`` (where a record has them), every
+        feature column (floats, and ``site`` as a string column), then the other
+        columns the records hold, as given.
 
     Raises
     ------
@@ -106,28 +110,33 @@ def records_to_frame(
             f"{n} records in one request; the limit is {max_records}. Split the "
             f"batch into requests of at most {max_records} records."
         )
-    features = bundle.feature_columns
-    known = [*ID_COLUMNS, *features]
+    produced = _produced(bundle, records)
+    features = [c for c in bundle.feature_columns if c not in produced]
     numbers = {c: np.full(n, np.nan) for c in features if c not in TEXT_COLUMNS}
     texts: dict[str, list[Any]] = {c: [None] * n for c in features if c in TEXT_COLUMNS}
-    ids: dict[str, list[Any]] = {}
+    folded = {c.lower(): c for c in features}
+    extra: dict[str, list[Any]] = {}
+    accepted = _accepted(bundle)
     problems: list[str] = []
     for i, record in enumerate(records):
         for key, value in record.items():
             problem = None
+            key = folded.get(key.strip().lower(), key)  # "Age" is the column age
             if key in numbers:
                 numbers[key][i], problem = _number(key, value)
             elif key in texts:
                 problem = _text(key, value)
                 texts[key][i] = None if problem else value
-            elif key in ID_COLUMNS:
-                ids.setdefault(key, [None] * n)[i] = value
+            elif key.strip().lower() in accepted or describe(key) is not None:
+                extra.setdefault(key, [None] * n)[i] = value
             else:
+                known = [*features, *accepted]
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else "."
                 problem = (
-                    f"unknown column {key!r}{hint} A record holds the model's feature "
-                    "columns (GET /model lists them), participant_id and session."
+                    f"unknown column {key!r}{hint} A record holds the columns of a "
+                    "features table (python -m features extract; the model's own are "
+                    "listed by GET /model) or of the table the model was trained on."
                 )
             if problem:
                 problems.append(f"record {i}: {problem}")
@@ -137,12 +146,43 @@ def records_to_frame(
         raise RecordsError(
             shown + (f" | and {more} more problem(s)." if more > 0 else "")
         )
-    columns: dict[str, Any] = {c: ids[c] for c in ID_COLUMNS if c in ids}
+    columns: dict[str, Any] = {c: extra.pop(c) for c in ID_COLUMNS if c in extra}
     for c in features:
         columns[c] = pd.array(texts[c], dtype="string") if c in texts else numbers[c]
+    for c, values in extra.items():
+        columns[c] = pd.array(values, dtype=object)
     frame = pd.DataFrame(columns)
     fill_availability(frame, bundle.schema)
     return frame
+
+
+def _produced(bundle: Bundle, records: list[dict[str, Value]]) -> set[str]:
+    """Model columns the metadata mapping makes from a record's own columns (``age``
+    from ``Age (years)``, ``male`` from ``Gender``): not pre-filled as missing."""
+    given = {k.strip().lower() for record in records for k in record}
+    mapping = bundle.mapping
+    out = set()
+    for source, target in ((mapping.age_column, "age"), (mapping.sex_column, "male")):
+        source = (source or ("sex" if target == "male" else target)).strip().lower()
+        if source in given and source != target:
+            out.add(target)
+    return out
+
+
+def _accepted(bundle: Bundle) -> set[str]:
+    """Keys a record may hold besides the model's columns and the columns of the
+    data dictionary: the identifiers, and the columns of the table the model was
+    trained on (e.g. ``Subject_ID``, ``Gender``, ``Notes``), lower-cased."""
+    mapping = bundle.mapping
+    named = (
+        mapping.group_column,
+        mapping.site_column,
+        mapping.age_column,
+        mapping.sex_column,
+        mapping.label_column,
+    )
+    source = bundle.metadata.get("source_columns") or []
+    return {c.strip().lower() for c in (*ID_COLUMNS, *named, *source) if c}
 
 
 def _number(key: str, value: Value) -> tuple[float, str | None]:
@@ -420,7 +460,9 @@ def run_api(cfg: ApiConfig) -> None:
     """
     import uvicorn
 
-    bundle = load_bundle(cfg.source.model, cfg.source.tracking_uri)
+    bundle = load_bundle(
+        cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
+    )
     app = create_app(bundle, cfg)
     warnings.showwarning = _show_warning_without_message
     log.info(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.mapping import InputMapping
 from models.estimators import SITE
 from models.locked import BUNDLE_FORMAT
 from serve.config import DEFAULT_TRACKING_URI
@@ -97,6 +98,19 @@ class Bundle:
     def sites(self) -> set[str]:
         return {str(s) for s in self.metadata.get("sites", [])}
 
+    @cached_property
+    def mapping(self) -> InputMapping:
+        """How training read its table's columns and codes (the canonical names
+        of ``python -m features extract`` when it trained on a cohort)."""
+        return InputMapping(**(self.metadata.get("input_mapping") or {}))
+
+    def canonical(
+        self, table: pd.DataFrame, source: str
+    ) -> tuple[pd.DataFrame, dict[int, list[str]]]:
+        """``table`` with training's metadata mapping applied (participant, site,
+        age and sex columns and codes), and the cells it could not read, by row."""
+        return self.mapping.apply(table, source, required=False)
+
     def describe(self) -> dict[str, Any]:
         """The model card without the bulky tables: JSON-ready (NaN -> None)."""
         skip = {"reference", "background", "calibration"}
@@ -165,7 +179,9 @@ class Bundle:
         return frame, notes
 
 
-def load_bundle(uri: str, tracking_uri: str | None = None) -> Bundle:
+def load_bundle(
+    uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
+) -> Bundle:
     """Load ``models:/NAME@alias``, ``models:/NAME/VERSION``, ``runs:/ID/model`` or
     a local model directory, and check it.
 
@@ -179,6 +195,8 @@ def load_bundle(uri: str, tracking_uri: str | None = None) -> Bundle:
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
+    if registry_uri:
+        mlflow.set_registry_uri(registry_uri)
     if Path(uri).exists():
         uri = str(Path(uri).resolve())
     try:

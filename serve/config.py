@@ -16,10 +16,13 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where the locked model lives: a URI and the MLflow store that resolves it."""
+    """Where the locked model lives: a URI and the MLflow stores that resolve it
+    (``tracking_uri`` None: ``sqlite:///mlflow.db``; ``registry_uri`` None: the
+    tracking store)."""
 
     model: str = DEFAULT_MODEL
     tracking_uri: str | None = None
+    registry_uri: str | None = None
 
 
 def _one_input(cohort: Path | None, features: Path | None) -> None:

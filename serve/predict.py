@@ -49,7 +49,8 @@ def predict(
         class-conditional conformal set at the bundle's alpha, e.g. ``{ALS, MMN}``;
         ``{}``: like no class), ``ood_score`` (distance to the nearest training
         class, ~N(0, 1) inside one) and ``ood`` (above the training threshold),
-        ``unseen_site`` (site absent from training or not given),
+        ``unseen_site`` (site absent from training or not given; empty when the
+        model was trained without sites),
         ``modalities_used``, ``model``, and ``error`` (empty when scored; else
         why not, with the scores left empty).
 
@@ -65,7 +66,8 @@ def predict(
     >>> preds.loc[preds["ood"], ["participant_id", "ood_score"]]  # doctest: +SKIP
     """
     bundle = model if isinstance(model, Bundle) else load_bundle(model, tracking_uri)
-    frame, errors = prepare_input(bundle, table, source, first_row)
+    table, problems = bundle.canonical(table, source)
+    frame, errors = prepare_input(bundle, table, source, first_row, problems)
     return score_frame(bundle, table, frame, errors)
 
 
@@ -98,11 +100,14 @@ def score_frame(
     out["ood_score"] = score
     out["ood"] = pd.array(np.where(ok, score > threshold, None), dtype="boolean")
     site = table[SITE].astype("string") if SITE in table.columns else None
-    out["unseen_site"] = (
-        ~site.isin(bundle.sites).fillna(False).to_numpy(dtype=bool)
-        if site is not None
-        else np.ones(len(table), dtype=bool)
-    )
+    if not bundle.sites:  # trained without sites: nothing was harmonised
+        out["unseen_site"] = pd.array([None] * len(table), dtype="boolean")
+    else:
+        out["unseen_site"] = (
+            ~site.isin(bundle.sites).fillna(False).to_numpy(dtype=bool)
+            if site is not None
+            else np.ones(len(table), dtype=bool)
+        )
     flags = [c for c in frame.columns if c.startswith("has_")]
     used = frame[flags].to_numpy(dtype=float, na_value=0.0) == 1.0
     labels = [c.removeprefix("has_") for c in flags]
@@ -138,19 +143,24 @@ def als_vs_mimics(proba: np.ndarray, classes: list[str]) -> np.ndarray:
 
 
 def prepare_input(
-    bundle: Bundle, table: pd.DataFrame, source: str = "input", first_row: int = 0
+    bundle: Bundle,
+    table: pd.DataFrame,
+    source: str = "input",
+    first_row: int = 0,
+    problems: dict[int, list[str]] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The model's input columns of ``table`` as numbers (``site`` as text), and one
-    message per row saying why it cannot be scored ('' when it can).
+    """The model's input columns of ``table`` (already :meth:`Bundle.canonical`)
+    as numbers (``site`` as text), and one message per row saying why it cannot be
+    scored ('' when it can).
 
     Absent modalities are filled in as not acquired (with a warning); cells that
-    are not numbers, not finite or outside their unit's range make their row
-    unscorable.
+    are not numbers, not finite or outside their unit's range, and the cells of
+    ``problems`` (from the metadata mapping), make their row unscorable.
     """
     frame, notes = bundle.conform(table, source)
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=3)
-    problems: dict[int, list[str]] = {}
+    problems = {i: list(p) for i, p in (problems or {}).items()}
     schema = bundle.schema
     numeric = [c for c in frame.columns if c != SITE]
     text_cols = [c for c in numeric if not pd.api.types.is_numeric_dtype(frame[c])]
@@ -214,15 +224,18 @@ def _bound(value, default: float) -> float:
 
 
 def load_input(
-    cohort: Path | None = None, features: Path | None = None
+    cohort: Path | None = None,
+    features: Path | None = None,
+    text_columns: tuple[str, ...] | list[str] = (),
 ) -> pd.DataFrame:
-    """The features table of a cohort directory (extracted now) or a table file."""
+    """The features table of a cohort directory (extracted now) or a table file
+    (``text_columns`` read as text besides the identifiers)."""
     if (cohort is None) == (features is None):
         raise ValueError("give exactly one of --cohort DIR or --features FILE.")
     if cohort is not None:
         from features.extract import extract_features
 
         return extract_features(Path(cohort)).table
-    from features.extract import read_table
+    from features.io import read_table
 
-    return read_table(Path(features))
+    return read_table(Path(features), text_columns=text_columns)

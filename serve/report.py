@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.io import output_path
 from serve.bundle import Bundle, load_bundle
 from serve.config import ExplainConfig
 from serve.explain import Explanation, importance, shap_values
@@ -47,11 +48,11 @@ CSS = (
 
 def run_explain(cfg: ExplainConfig) -> Path:
     """Load ``cfg``'s model and input and write the report to ``cfg.out``."""
-    out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    bundle = load_bundle(cfg.source.model, cfg.source.tracking_uri)
-    table = load_input(cfg.cohort, cfg.features)
+    out = output_path(cfg.out, overwrite=cfg.overwrite, types=(".html",))
+    bundle = load_bundle(
+        cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
+    )
+    table = load_input(cfg.cohort, cfg.features, bundle.mapping.text_columns())
     return write_report(
         bundle,
         table,
@@ -80,11 +81,9 @@ def write_report(
     The first ``max_subjects`` scorable rows are explained and get a section;
     every row is in the class mix and the flag counts.
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    table = table.reset_index(drop=True)
-    frame, errors = prepare_input(bundle, table, source)
+    out = output_path(out, overwrite=overwrite, types=(".html",))
+    table, problems = bundle.canonical(table.reset_index(drop=True), source)
+    frame, errors = prepare_input(bundle, table, source, problems=problems)
     preds = score_frame(bundle, table, frame, errors)
     scored = np.flatnonzero(errors == "")
     shown = scored[:max_subjects]

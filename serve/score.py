@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.io import iter_table, output_path
 from serve.bundle import Bundle, load_bundle
 from serve.config import ScoreConfig
 from serve.predict import predict
 
 log = logging.getLogger(__name__)
 OUTPUT_TYPES = (".csv", ".tsv", ".parquet")
-#: Read as text whatever they look like ("001" stays "001", site "1" is not 1.0).
-TEXT_COLUMNS = {"participant_id": "string", "session": "string", "site": "string"}
 SHOWN_ERRORS = 10
 
 
@@ -44,7 +43,7 @@ class ScoreReport:
         self.n_rows += len(preds)
         self.n_scored += int(ok.sum())
         self.n_ood += int(preds["ood"].fillna(False).sum())
-        self.n_unseen_site += int(preds["unseen_site"].sum())
+        self.n_unseen_site += int(preds["unseen_site"].fillna(False).sum())
         room = SHOWN_ERRORS - len(self.errors)
         if room > 0:
             self.errors += preds.loc[~ok, "error"].head(room).tolist()
@@ -69,15 +68,10 @@ class ScoreReport:
 
 def run_score(cfg: ScoreConfig) -> ScoreReport:
     """Score ``cfg.cohort`` or ``cfg.features`` with ``cfg.source``'s model."""
-    out = Path(cfg.out)
-    suffix = out.suffix.lower()
-    if suffix not in OUTPUT_TYPES:
-        raise ValueError(
-            f"{out}: unsupported output type {suffix!r}; use one of {OUTPUT_TYPES}."
-        )
-    if out.exists() and not cfg.overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
-    bundle = load_bundle(cfg.source.model, cfg.source.tracking_uri)
+    out = output_path(cfg.out, overwrite=cfg.overwrite, types=OUTPUT_TYPES)
+    bundle = load_bundle(
+        cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
+    )
     return score_file(bundle, cfg, out)
 
 
@@ -90,7 +84,7 @@ def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path) -> ScoreReport:
     tmp = out.with_name(f".{out.name}.tmp")
     writer = _Writer(tmp)
     try:
-        total, chunks = read_chunks(cfg)
+        total, chunks = read_chunks(cfg, bundle.mapping.text_columns())
         with tqdm(
             total=total, unit="row", desc="scoring", disable=not cfg.progress
         ) as bar:
@@ -110,54 +104,19 @@ def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path) -> ScoreReport:
 
 
 def read_chunks(
-    cfg: ScoreConfig,
+    cfg: ScoreConfig, text_columns: list[str] | tuple[str, ...] = ()
 ) -> tuple[int | None, Iterator[tuple[int, pd.DataFrame]]]:
-    """Total row count (when known) and ``(first_row, chunk)`` pairs of the input."""
+    """Total row count (when known) and ``(first_row, chunk)`` pairs of the input,
+    read by the one table reader (``text_columns`` as text besides the ids)."""
     size = cfg.chunk_size
     if cfg.cohort is not None:
         from features.extract import extract_features
 
         table = extract_features(Path(cfg.cohort), progress=cfg.progress).table
-        return len(table), _slices(table, size)
-    path = Path(cfg.features)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"features table {path} not found; write one with "
-            "`python -m features extract COHORT --out FILE`."
+        return len(table), (
+            (i, table.iloc[i : i + size]) for i in range(0, len(table), size)
         )
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        parquet = pq.ParquetFile(path)
-        return parquet.metadata.num_rows, _parquet_chunks(parquet, size)
-    if suffix in (".csv", ".tsv"):
-        reader = pd.read_csv(
-            path,
-            sep="," if suffix == ".csv" else "\t",
-            chunksize=size,
-            dtype=TEXT_COLUMNS,
-        )
-        return None, _numbered(reader)
-    from features.extract import read_table  # Excel: small by nature, read whole
-
-    table = read_table(path)
-    return len(table), _slices(table, size)
-
-
-def _slices(table: pd.DataFrame, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    return ((i, table.iloc[i : i + size]) for i in range(0, len(table), size))
-
-
-def _parquet_chunks(parquet, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    return _numbered(b.to_pandas() for b in parquet.iter_batches(batch_size=size))
-
-
-def _numbered(chunks) -> Iterator[tuple[int, pd.DataFrame]]:
-    first = 0
-    for chunk in chunks:
-        yield first, chunk.reset_index(drop=True)
-        first += len(chunk)
+    return iter_table(Path(cfg.features), size, text_columns=text_columns)
 
 
 class _Writer:

@@ -30,6 +30,8 @@ def trained(tmp_path_factory, small_cohort):
         cohort=small_cohort,
         outer_folds=3,
         inner_folds=2,
+        repeats=1,  # not the small-cohort defaults (tested on the lab tables)
+        n_permutations=0,
         n_trials=2,
         n_jobs=1,
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",

@@ -15,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from training.config import TASKS, TrainConfig
+from training.config import DEFAULT_TRACKING_URI, TASKS, TrainConfig
 
 log = logging.getLogger("training")
 
@@ -24,8 +24,15 @@ _OPTIONS = {
     "--cohort": ("cohort", Path, "cohort directory (default: simulated)"),
     "--features": ("features", Path, "features table: .csv .tsv .parquet .xlsx"),
     "--label-column": ("label_column", str, "diagnosis column of --features"),
-    "--group-column": ("group_column", str, "participant column of --features"),
+    "--group-column": (
+        "group_column",
+        str,
+        "participant column of --features (default participant_id; without one "
+        "each row is one participant)",
+    ),
     "--site-column": ("site_column", str, "site column of --features"),
+    "--age-column": ("age_column", str, "age column (years) of --features"),
+    "--sex-column": ("sex_column", str, "sex column of --features"),
     "--n": ("n_subjects", int, "simulated cohort size"),
     "--seed": ("seed", int, "the seed of every random choice"),
     "--task": ("task", str, f"one of {', '.join(TASKS)}"),
@@ -37,7 +44,18 @@ _OPTIONS = {
     "--alpha": ("alpha", float, "conformal miscoverage per class"),
     "--bootstrap": ("n_bootstrap", int, "bootstrap resamples for CIs"),
     "--permutations": ("n_permutations", int, "permutation-test resamples"),
-    "--tracking-uri": ("tracking_uri", str, "MLflow tracking URI"),
+    "--tracking-uri": (
+        "tracking_uri",
+        str,
+        "MLflow tracking URI (precedence: this option > --config > "
+        f"$MLFLOW_TRACKING_URI > {DEFAULT_TRACKING_URI})",
+    ),
+    "--registry-uri": (
+        "registry_uri",
+        str,
+        "MLflow model registry URI (option > --config > $MLFLOW_REGISTRY_URI > "
+        "the tracking URI)",
+    ),
     "--optuna-storage": ("optuna_storage", str, "Optuna storage URL"),
     "--experiment": ("experiment", str, "MLflow experiment"),
     "--model-name": ("model_name", str, "registered model name"),
@@ -48,11 +66,23 @@ _LISTS = {
     "--classes": ("classes", "classes of the diagnosis task"),
     "--mimics": ("mimics", "classes pooled as mimics"),
     "--contrast": ("contrast", "two classes, e.g. --contrast ALS MMN"),
+    "--label-map": ("label_map", "label codes to classes, e.g. --label-map 1=ALS 0=HC"),
+    "--sex-map": ("sex_map", "sex codes to M/F, e.g. --sex-map 1=M 2=F"),
+    "--covariates": ("covariates", "covariates of ComBat and the normative model"),
+}
+#: Environment variables read when neither an option nor --config sets the key.
+ENVIRONMENT = {
+    "tracking_uri": "MLFLOW_TRACKING_URI",
+    "registry_uri": "MLFLOW_REGISTRY_URI",
 }
 
 
-def parse(argv: list[str] | None = None) -> TrainConfig:
-    """Build the frozen config: defaults < ``--config`` file < options."""
+def parse(
+    argv: list[str] | None = None, env: dict[str, str] | None = None
+) -> TrainConfig:
+    """Build the frozen config: defaults < environment (``MLFLOW_TRACKING_URI``,
+    ``MLFLOW_REGISTRY_URI``; ``env`` or ``os.environ``) < ``--config`` file <
+    options."""
     p = argparse.ArgumentParser(
         prog="python -m training",
         description=__doc__,
@@ -77,9 +107,22 @@ def parse(argv: list[str] | None = None) -> TrainConfig:
         default=None,
         help="skip control-referenced z-scores",
     )
+    p.add_argument(
+        "--no-covariate-inputs",
+        dest="covariates_as_features",
+        action="store_false",
+        default=None,
+        help="age and sex adjust ComBat and the normative model but are not "
+        "classifier inputs",
+    )
     args = vars(p.parse_args(argv))
     config = args.pop("config")
     given = {k: v for k, v in args.items() if v is not None}
+    from_file = TrainConfig.read_toml(config) if config is not None else {}
+    environ = os.environ if env is None else env
+    for key, variable in ENVIRONMENT.items():
+        if key not in given and key not in from_file and environ.get(variable):
+            given[key] = environ[variable]
     if config is not None:
         return TrainConfig.from_toml(config, **given)
     return TrainConfig().updated(**given)
@@ -99,9 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         from training.run import run
 
         result = run(cfg)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
         log.error("error: %s", exc)
         return 2
+    except Exception as exc:  # a bug: one line, the traceback only when asked
+        from features.errors import internal_error
+
+        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
     print(result.summary())
     return 0
 

@@ -26,7 +26,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, roc_curve
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from features.tables import PERIPHERAL_MRI_COLUMNS, SERUM_COLUMNS
+from features.dictionary import describe
 
 #: (name, positive classes, negative classes): the clinical questions of the sources.
 DEFAULT_CONTRASTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
@@ -38,15 +38,6 @@ DEFAULT_CONTRASTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
 #: Clinical severity scales of source study 1 (plus ALSFRS-R and EDSS).
 SEVERITY = ("fvc_pct", "mrc_sum", "ncs_cmap_zsum", "penn_umn", "alsfrs_r", "edss")
 DEMOGRAPHICS = ("age", "male")
-_PREFIXES = {
-    "fs_": "freesurfer",
-    "dti_": "dti",
-    "qsm_": "qsm",
-    "mrs_": "mrs",
-    "vbm_": "vbm",
-    "ncs_": "ncs",
-    "has_": "availability",
-}
 
 
 def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -114,6 +105,11 @@ def _resolve_contrasts(contrasts, known: set) -> list[tuple[str, list, list]]:
             )
         out.append((name, pos, neg))
     return out
+
+
+def default_contrasts(known: set) -> list[tuple[str, list, list]]:
+    """The :data:`DEFAULT_CONTRASTS` whose two sides both have classes in ``known``."""
+    return _resolve_contrasts(None, known)
 
 
 def _one_univariate(x, is_pos, n_boot, rng, specificity) -> dict:
@@ -373,6 +369,8 @@ def missingness_leak(
 ) -> dict:
     """Does knowing *which modalities were acquired* predict the diagnosis?
 
+    Without ``availability_columns`` it reads :func:`availability` of ``table``.
+
     A class-balanced logistic regression on the availability columns alone is
     cross-validated; its out-of-fold macro one-vs-rest AUC gets a bootstrap 95 % CI
     (resampling within classes). ``leaks`` is True when the CI's lower bound exceeds
@@ -386,7 +384,7 @@ def missingness_leak(
         Holds the availability columns.
     y : array of labels, one per row of ``table``
     availability_columns : list of str, optional
-        Defaults to every ``has_*`` column.
+        Defaults to :func:`availability` of ``table``.
     cv : int or splitter
         Folds (stratified, grouped when ``groups`` is given) or a splitter object.
     seed : int
@@ -408,11 +406,12 @@ def missingness_leak(
         (one line for the log).
     """
     if availability_columns is None:
-        availability_columns = [c for c in table.columns if c.startswith("has_")]
+        table = availability(table, list(table.columns))
+        availability_columns = list(table.columns)
         if not availability_columns:
             raise ValueError(
-                "the table has no has_* availability columns; pass "
-                "availability_columns= or extract the table with features.extract."
+                "the table has no has_* availability columns and no feature "
+                "column to derive them from; pass availability_columns=."
             )
     cols = list(availability_columns)
     _require(table, cols, "availability")
@@ -478,26 +477,49 @@ def missingness_leak(
     }
 
 
+#: The modality of columns without a data-dictionary entry (a lab's own names).
+UNDOCUMENTED = "undocumented"
+
+
 def modality_of(column: str) -> str:
-    """The modality a feature column belongs to (see module docstring).
+    """The modality a feature column belongs to, from the data dictionary
+    (``features/dictionary.py``); :data:`UNDOCUMENTED` for a column it lacks.
 
     Examples
     --------
     >>> [modality_of(c) for c in ("fs_m1_precuneus_ratio", "nfl_pg_ml", "has_dti")]
     ['freesurfer', 'serum', 'availability']
-    >>> [modality_of(c) for c in ("muscle_atrophy_n_sides", "age", "penn_umn")]
-    ['peripheral_mri', 'demographics', 'clinical']
+    >>> [modality_of(c) for c in ("muscle_atrophy_n_sides", "age", "CST_FA (7T)")]
+    ['peripheral_mri', 'demographics', 'undocumented']
     """
-    for prefix, modality in _PREFIXES.items():
-        if column.startswith(prefix):
-            return modality
-    if column in SERUM_COLUMNS:
-        return "serum"
-    if column in PERIPHERAL_MRI_COLUMNS:
-        return "peripheral_mri"
-    if column in DEMOGRAPHICS:
-        return "demographics"
-    return "clinical"
+    entry = describe(column)
+    return entry.modality if entry is not None else UNDOCUMENTED
+
+
+def availability(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Which modalities each row has: the table's ``has_*`` columns, or, when it
+    has none, derived from which of ``columns`` hold a value: one flag per
+    documented modality and one per undocumented column (its own group).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"nfl_pg_ml": [9.0, None], "Notes_score": [None, 2.0]})
+    >>> availability(t, ["nfl_pg_ml", "Notes_score"]).to_dict("list")
+    {'has_serum': [1.0, 0.0], 'has_Notes_score': [0.0, 1.0]}
+    """
+    flags = [c for c in table.columns if str(c).startswith("has_")]
+    if flags:
+        return table[flags]
+    groups: dict[str, list[str]] = {}
+    for c in columns:
+        m = modality_of(c)
+        if c == "site" or m in ("demographics", "availability", "metadata"):
+            continue
+        groups.setdefault(f"has_{c if m == UNDOCUMENTED else m}", []).append(c)
+    return pd.DataFrame(
+        {k: table[v].notna().any(axis=1).astype(float) for k, v in groups.items()},
+        index=table.index,
+    )
 
 
 def modality_subsets(
@@ -547,6 +569,9 @@ __all__ = [
     "DEFAULT_CONTRASTS",
     "DEMOGRAPHICS",
     "SEVERITY",
+    "UNDOCUMENTED",
+    "availability",
+    "default_contrasts",
     "group_summary",
     "missingness_leak",
     "modality_of",

@@ -11,6 +11,7 @@ biomarker analyses of the source studies. Figures are returned for logging.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from joblib import Parallel, delayed
 
 from models.pipelines import make_pipeline
 from training import analyses, conformal, plots
-from training.baselines import BASELINES
+from training.baselines import BASELINES, CRITERIA_COLUMNS
 from training.config import TrainConfig
 from training.evaluation import Evaluation, decision_curve, evaluate, permutation_test
 from training.metrics import score
@@ -32,22 +33,28 @@ IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_")
 
 @dataclass
 class Assessment:
-    """Tables, metrics and figures of one run (see module docstring)."""
+    """Tables, metrics and figures of one run (see module docstring).
+
+    ``skipped`` names every step that did not run, with the one-line reason (its
+    inputs are absent, or it failed); a step that ran has no entry. The optional
+    tables of skipped steps are None.
+    """
 
     champion: Evaluation
-    baselines: dict[str, Evaluation]
     conformal: conformal.ConformalSets
     coverage: pd.DataFrame
     sets: list[str]
-    decision: pd.DataFrame | None
-    modality_value: pd.DataFrame
-    leak: dict[str, Any]
-    univariate: pd.DataFrame
-    groups: pd.DataFrame
-    correlations: pd.DataFrame
     predictions: pd.DataFrame
+    baselines: dict[str, Evaluation] = field(default_factory=dict)
+    decision: pd.DataFrame | None = None
+    modality_value: pd.DataFrame | None = None
+    leak: dict[str, Any] | None = None
+    univariate: pd.DataFrame | None = None
+    groups: pd.DataFrame | None = None
+    correlations: pd.DataFrame | None = None
     permutation: dict[str, float] | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _fold_ids(result: NestedResult, n: int, outer_folds: int) -> np.ndarray:
@@ -71,95 +78,194 @@ def _cross_validate(make, X, y, fold_ids, classes) -> np.ndarray:
     return proba
 
 
+class _Steps:
+    """Runs the optional steps: each either runs or is recorded as skipped."""
+
+    def __init__(self) -> None:
+        self.skipped: dict[str, str] = {}
+
+    def run(self, name: str, step: Callable[[], Any], unmet: str | None = None):
+        """``step()``, or None with ``unmet`` (a missing input) or its error as
+        the recorded reason: nothing after the nested CV may lose the model."""
+        if unmet:
+            return self._skip(name, unmet)
+        try:
+            return step()
+        except Exception as exc:  # recorded by name and logged, never silent
+            return self._skip(name, f"failed: {type(exc).__name__}: {exc}")
+
+    def _skip(self, name: str, reason: str) -> None:
+        log.warning("skipped %s: %s", name, reason)
+        self.skipped[name] = reason
+
+
+def _baseline_unmet(name: str, X: pd.DataFrame) -> str | None:
+    """Why baseline ``name`` cannot run on ``X`` (None: it can)."""
+    if name == "nfl_62" and ("nfl_pg_ml" not in X or X["nfl_pg_ml"].isna().all()):
+        return "no serum NfL (column nfl_pg_ml, pg/mL) in the data"
+    if name == "criteria" and not any(c in X for c in CRITERIA_COLUMNS):
+        return (
+            "none of the criteria columns "
+            f"({', '.join(CRITERIA_COLUMNS[:4])}, ...) in the data"
+        )
+    return None
+
+
 def assess(
-    data, classes: list[str], result: NestedResult, params: dict, cfg: TrainConfig
+    data,
+    classes: list[str],
+    result: NestedResult,
+    params: dict,
+    cfg: TrainConfig,
+    options: dict[str, Any],
 ) -> Assessment:
-    """Assess the champion ``result`` (family tuned to ``params`` on all data)."""
+    """Assess the champion ``result`` (family tuned to ``params`` on all data,
+    pipelines built with ``options``); every optional step runs when its inputs
+    exist and is otherwise recorded in ``skipped``."""
     X, y = data.X, data.y
+    steps = _Steps()
     sites = data.table["site"].to_numpy() if "site" in data.table else None
     mimics = tuple(c for c in cfg.mimics if c in classes)
     boot = {"n_boot": cfg.n_bootstrap, "seed": cfg.seed}
     ev = evaluate(y, result.oof_proba, classes, sites=sites, mimics=mimics, **boot)
     folds = _fold_ids(result, len(y), cfg.outer_folds)
-    baselines = {}
-    for name, make in BASELINES.items():
-        proba = _cross_validate(make, X, y, folds, classes)
-        baselines[name] = evaluate(y, proba, classes, mimics=mimics, **boot)
     sets = conformal.cross_conformal_oof(y, result.oof_proba, folds, classes, cfg.alpha)
     coverage = conformal.coverage(y, sets, classes)
     locked = conformal.fit_conformal(y, result.oof_proba, classes, cfg.alpha)
-    decision = None
-    if "ALS" in classes:
-        decision = decision_curve(y == "ALS", result.oof_proba[:, classes.index("ALS")])
+    predictions = pd.DataFrame(result.oof_proba, columns=[f"p_{c}" for c in classes])
+    predictions.insert(0, "conformal_set", conformal.as_strings(sets))
+    predictions.insert(0, "label", y)
+    predictions.insert(0, "participant_id", data.groups)
+    found = Assessment(ev, locked, coverage, conformal.as_strings(sets), predictions)
+
+    for name, make in BASELINES.items():
+
+        def baseline(make=make):
+            proba = _cross_validate(make, X, y, folds, classes)
+            return evaluate(y, proba, classes, mimics=mimics, **boot)
+
+        ev_b = steps.run(f"baseline {name}", baseline, _baseline_unmet(name, X))
+        if ev_b is not None:
+            found.baselines[name] = ev_b
+    found.decision = steps.run(
+        "decision curve",
+        lambda: decision_curve(y == "ALS", result.oof_proba[:, classes.index("ALS")]),
+        None if "ALS" in classes else "the task has no ALS class",
+    )
 
     def quick(columns: list[str], labels=y) -> dict[str, float]:
         def make():
             # Uncalibrated: these comparisons are of discrimination (AUC), which
             # calibration does not change, at a third of the cost.
-            options = {**cfg.pipeline_options(set(y)), "calibrate": None}
             return make_pipeline(
-                result.family, params, columns, seed=cfg.seed, **options
+                result.family,
+                params,
+                columns,
+                seed=cfg.seed,
+                **{**options, "calibrate": None},
             )
 
         proba = _cross_validate(make, X[columns], labels, folds, classes)
         return score(labels, proba, classes)
 
-    subsets = analyses.modality_subsets(list(X.columns))
-    scores = Parallel(n_jobs=cfg.n_jobs)(
-        delayed(quick)(cols) for cols in subsets.values()
+    subsets = analyses.modality_subsets(
+        [c for c in X.columns if c not in data.covariates]
     )
-    value = pd.DataFrame(scores, index=list(subsets)).rename_axis("features")
-    value.loc["all features"] = result.metrics
-    permutation = None
-    if cfg.n_permutations > 0:
-        observed, p, null = permutation_test(
-            lambda labels: quick(list(X.columns), labels)["macro_auc"],
-            y,
-            n_permutations=cfg.n_permutations,
-            seed=cfg.seed,
+    # the covariates stay in every subset: the pipeline's steps adjust for them
+    subsets = {
+        k: [*v, *(c for c in data.covariates if c not in v)] for k, v in subsets.items()
+    }
+
+    def modality_value():
+        scores = Parallel(n_jobs=cfg.n_jobs)(
+            delayed(quick)(cols) for cols in subsets.values()
         )
-        permutation = {
-            "observed_macro_auc": observed,
-            "p_value": p,
-            "null_mean": float(np.mean(null)),
-        }
-    leak = analyses.missingness_leak(data.table, y, groups=data.groups, seed=cfg.seed)
+        value = pd.DataFrame(scores, index=list(subsets)).rename_axis("features")
+        value.loc["all features"] = result.metrics
+        return value
+
+    n_modalities = len(subsets) // 2
+    found.modality_value = steps.run(
+        "modality value",
+        modality_value,
+        None
+        if n_modalities >= 2
+        else f"{n_modalities} modality among the features: nothing to compare",
+    )
+    if cfg.n_permutations:
+
+        def permutation():
+            observed, p, null = permutation_test(
+                lambda labels: quick(list(X.columns), labels)["macro_auc"],
+                y,
+                n_permutations=cfg.n_permutations,
+                seed=cfg.seed,
+            )
+            return {
+                "observed_macro_auc": observed,
+                "p_value": p,
+                "null_mean": float(np.mean(null)),
+                "n_permutations": float(cfg.n_permutations),
+            }
+
+        found.permutation = steps.run("permutation test", permutation)
+    present = analyses.availability(data.table, list(X.columns))
+    varies = [c for c in present.columns if present[c].nunique() > 1]
+    found.leak = steps.run(
+        "missingness check",
+        lambda: analyses.missingness_leak(
+            present, y, groups=data.groups, seed=cfg.seed
+        ),
+        None
+        if varies
+        else "every subject has every modality: availability cannot leak the label",
+    )
     table = data.table.assign(diagnosis=data.diagnosis)
     numeric = [c for c in X.columns if not c.startswith("has_") and c != "site"]
-    univariate = analyses.univariate_table(table, numeric, n_boot=200, seed=cfg.seed)
-    groups = analyses.group_summary(table, numeric)
+    found.univariate = steps.run(
+        "univariate table",
+        lambda: analyses.univariate_table(table, numeric, n_boot=200, seed=cfg.seed),
+        None
+        if analyses.default_contrasts(set(data.diagnosis))
+        else "no contrast of the source studies has both of its sides",
+    )
+    found.groups = steps.run(
+        "group summary", lambda: analyses.group_summary(table, numeric)
+    )
     imaging = [c for c in numeric if c.startswith(IMAGING_PREFIXES)]
     severity = [s for s in analyses.SEVERITY if s in table]
-    correlations = analyses.severity_correlations(
-        table, imaging, severity, within="ALS" if "ALS" in set(data.diagnosis) else None
+    within = "ALS" if "ALS" in set(data.diagnosis) else None
+    unmet = None
+    if not imaging:
+        unmet = f"no imaging columns (prefixes {', '.join(IMAGING_PREFIXES)})"
+    elif not severity:
+        unmet = f"no severity scale ({', '.join(analyses.SEVERITY)})"
+    found.correlations = steps.run(
+        "severity correlations",
+        lambda: analyses.severity_correlations(table, imaging, severity, within=within),
+        unmet,
     )
-    figures = {
-        "roc.png": plots.roc_curves(y, result.oof_proba, classes),
-        "calibration.png": plots.calibration_plot(y, result.oof_proba, classes),
-        "confusion.png": plots.confusion_plot(ev.confusion),
-        "modality_value.png": plots.bar_plot(
-            value["macro_auc"].sort_values(), "Modality value (macro AUC, CV)"
-        ),
+    found.figures = _figures(found, y, result.oof_proba, classes, steps)
+    found.skipped = steps.skipped
+    return found
+
+
+def _figures(found: Assessment, y, proba, classes, steps: _Steps) -> dict[str, Any]:
+    figures = {}
+    makers = {
+        "roc.png": lambda: plots.roc_curves(y, proba, classes),
+        "calibration.png": lambda: plots.calibration_plot(y, proba, classes),
+        "confusion.png": lambda: plots.confusion_plot(found.champion.confusion),
     }
-    if decision is not None:
-        figures["decision_curve.png"] = plots.decision_curve_plot(decision)
-    predictions = pd.DataFrame(result.oof_proba, columns=[f"p_{c}" for c in classes])
-    predictions.insert(0, "conformal_set", conformal.as_strings(sets))
-    predictions.insert(0, "label", y)
-    predictions.insert(0, "participant_id", data.groups)
-    return Assessment(
-        ev,
-        baselines,
-        locked,
-        coverage,
-        conformal.as_strings(sets),
-        decision,
-        value,
-        leak,
-        univariate,
-        groups,
-        correlations,
-        predictions,
-        permutation,
-        figures,
-    )
+    if found.modality_value is not None:
+        makers["modality_value.png"] = lambda: plots.bar_plot(
+            found.modality_value["macro_auc"].sort_values(),
+            "Modality value (macro AUC, CV)",
+        )
+    if found.decision is not None:
+        makers["decision_curve.png"] = lambda: plots.decision_curve_plot(found.decision)
+    for name, make in makers.items():
+        fig = steps.run(f"figure {name}", make)
+        if fig is not None:
+            figures[name] = fig
+    return figures

@@ -116,7 +116,7 @@ def schema(X: pd.DataFrame) -> list[dict[str, Any]]:
                 "name": c,
                 "dtype": "string" if c == SITE else "float",
                 "unit": entry.unit if entry else "",
-                "modality": entry.modality if entry else "other",
+                "modality": entry.modality if entry else "undocumented",
                 "min": None if lo == -np.inf else lo,
                 "max": None if hi == np.inf else hi,
             }

@@ -14,8 +14,14 @@ from typing import Any
 from models.pipelines import MODEL_FAMILIES
 
 DEFAULT_COHORT_DIR = Path("data") / "simulated"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: Outer-CV repeats and permutations of the CV score below ``small_cohort``.
+SMALL_REPEATS = 5
+SMALL_PERMUTATIONS = 100
 CLASSES = ("ALS", "MMN", "NMO", "MS", "HC")
 TASKS = ("diagnosis", "als_vs_mimics", "contrast")
+#: Keys whose TOML value is a table of CODE = VALUE pairs (not a group of keys).
+MAP_KEYS = ("label_map", "sex_map")
 
 
 @dataclass(frozen=True)
@@ -29,9 +35,22 @@ class TrainConfig:
         simulate (or reuse) the default simulated cohort under ``simulated_dir``.
     features : Path or None
         A ready-made features table (CSV, TSV, Parquet or Excel) instead of a cohort.
-    label_column, group_column, site_column : str
-        Columns of ``features`` holding the diagnosis, the participant (repeated
-        visits share it) and the acquisition site.
+    label_column : str
+        Column of ``features`` holding the diagnosis.
+    group_column, site_column, age_column, sex_column : str or None
+        Columns of ``features`` holding the participant (repeated visits share
+        it), the acquisition site, age in years and sex. ``None``: the canonical
+        name (``participant_id``, ``site``, ``age``, ``sex``) when present; with
+        no participant column each row is one participant. Names match
+        case-insensitively (see :class:`features.mapping.InputMapping`).
+    label_map, sex_map : tuple of str
+        ``CODE=VALUE`` pairs mapping the table's codes to classes
+        (``("1=ALS", "0=HC")``) and to M/F (``("1=M", "2=F")``).
+    covariates : tuple of str
+        Covariates ComBat and the normative z-scores adjust for (``age``,
+        ``male``); those the data lack are left out with a note in the run record.
+    covariates_as_features : bool
+        Whether the covariates are also classifier inputs.
     n_subjects, seed : int
         Size of the simulated cohort and the one seed every random choice derives from.
     task : {"diagnosis", "als_vs_mimics", "contrast"}
@@ -44,6 +63,8 @@ class TrainConfig:
         Model families compared in nested cross-validation.
     outer_folds, repeats, inner_folds, n_trials : int
         Outer folds and repeats (the estimate), inner folds and Optuna trials.
+        ``repeats=None``: 1, or :data:`SMALL_REPEATS` below ``small_cohort``
+        participants.
     calibrate : str
         Probability calibration inside the folds: "sigmoid", "isotonic" or "none".
     harmonize, normative : bool
@@ -53,9 +74,13 @@ class TrainConfig:
         Conformal prediction sets cover each class with probability 1 - alpha.
     n_bootstrap, n_permutations : int
         Bootstrap resamples for confidence intervals; label permutations for the
-        permutation test of the CV score (0 skips it).
-    tracking_uri, optuna_storage : str
-        MLflow tracking URI (SQLite by default) and Optuna RDB storage URL.
+        permutation test of the CV score (0 skips it; ``None``: 0, or
+        :data:`SMALL_PERMUTATIONS` below ``small_cohort`` participants).
+    small_cohort : int
+        Below this many participants the small-cohort defaults apply.
+    tracking_uri, registry_uri, optuna_storage : str
+        MLflow tracking URI (SQLite by default), MLflow model registry URI (the
+        tracking URI when ``None``) and Optuna RDB storage URL.
     experiment, model_name : str
         MLflow experiment, and the registered model name (alias ``champion``).
     n_jobs : int
@@ -65,8 +90,12 @@ class TrainConfig:
     cohort: Path | None = None
     features: Path | None = None
     label_column: str = "diagnosis"
-    group_column: str = "participant_id"
-    site_column: str = "site"
+    group_column: str | None = None
+    site_column: str | None = None
+    age_column: str | None = None
+    sex_column: str | None = None
+    label_map: tuple[str, ...] = ()
+    sex_map: tuple[str, ...] = ()
     simulated_dir: Path = DEFAULT_COHORT_DIR
     n_subjects: int = 400
     seed: int = 0
@@ -76,16 +105,20 @@ class TrainConfig:
     contrast: tuple[str, ...] = ("ALS", "MMN")
     models: tuple[str, ...] = ("logreg", "xgboost")
     outer_folds: int = 5
-    repeats: int = 1
+    repeats: int | None = None
     inner_folds: int = 3
     n_trials: int = 12
     calibrate: str = "sigmoid"
     harmonize: bool = True
     normative: bool = True
+    covariates: tuple[str, ...] = ("age", "male")
+    covariates_as_features: bool = True
     alpha: float = 0.1
     n_bootstrap: int = 1000
-    n_permutations: int = 0
-    tracking_uri: str = "sqlite:///mlflow.db"
+    n_permutations: int | None = None
+    small_cohort: int = 100
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    registry_uri: str | None = None
     optuna_storage: str = "sqlite:///optuna.db"
     experiment: str = "als-mimics-dx"
     model_name: str = "als-mimics-dx"
@@ -103,7 +136,7 @@ class TrainConfig:
                 f"outer_folds = {self.outer_folds}, inner_folds = {self.inner_folds}: "
                 "nested cross-validation needs at least 2 folds at each level."
             )
-        if self.n_trials < 1 or self.repeats < 1:
+        if self.n_trials < 1 or (self.repeats is not None and self.repeats < 1):
             raise ValueError(
                 f"n_trials = {self.n_trials}, repeats = {self.repeats}: use at least 1."
             )
@@ -129,18 +162,74 @@ class TrainConfig:
             raise ValueError(f"alpha = {self.alpha}: use a value in (0, 1), e.g. 0.1.")
         if self.cohort is not None and self.features is not None:
             raise ValueError("give either a cohort directory or a features table.")
+        unknown = set(self.covariates) - {"age", "male"}
+        if unknown:
+            raise ValueError(
+                f"covariates = {list(self.covariates)}: the covariates are 'age' and "
+                "'male' (sex); map your columns with --age-column / --sex-column."
+            )
+        self.input_mapping()  # validates the maps
 
-    def pipeline_options(self, labels: set[str]) -> dict[str, object]:
+    def input_mapping(self):
+        """How a ready-made ``features`` table's columns and codes are read."""
+        from features.mapping import InputMapping
+
+        mapping = InputMapping(
+            self.label_column,
+            self.group_column,
+            self.site_column,
+            self.age_column,
+            self.sex_column,
+            list(self.label_map),
+            list(self.sex_map),
+        )
+        bad = sorted(set(mapping.label_map.values()) - set(self.classes))
+        if bad:
+            raise ValueError(
+                f"--label-map sends codes to {bad}, which are not classes "
+                f"{list(self.classes)}; map each code to one of them."
+            )
+        return mapping
+
+    def resolved(self, n_participants: int) -> tuple[TrainConfig, list[str]]:
+        """This config with the automatic values set for a cohort of
+        ``n_participants``, and one line per choice made."""
+        small = n_participants < self.small_cohort
+        notes = []
+        repeats, perms = self.repeats, self.n_permutations
+        if repeats is None:
+            repeats = SMALL_REPEATS if small else 1
+            if small:
+                notes.append(
+                    f"small cohort ({n_participants} participants < "
+                    f"{self.small_cohort}): the outer CV is repeated {repeats} times "
+                    "(set repeats to change)"
+                )
+        if perms is None:
+            perms = SMALL_PERMUTATIONS if small else 0
+            if small:
+                notes.append(
+                    f"small cohort: a {perms}-permutation test of the CV score is "
+                    "reported (set n_permutations to change)"
+                )
+        return replace(self, repeats=repeats, n_permutations=perms), notes
+
+    def pipeline_options(
+        self, labels: set[str], covariates: tuple[str, ...]
+    ) -> dict[str, object]:
         """Keyword arguments of ``models.pipelines.make_pipeline`` for this run.
 
         Harmonisation and normative scores use the controls as reference when the
-        task's labels include them, else every training row (``reference=None``).
+        task's labels include them, else every training row (``reference=None``);
+        they adjust for ``covariates`` (those of ``self.covariates`` the data have).
         """
         return {
             "calibrate": None if self.calibrate == "none" else self.calibrate,
             "harmonize": self.harmonize,
             "normative": self.normative,
             "reference": "HC" if "HC" in labels else None,
+            "covariates": tuple(covariates),
+            "covariates_as_features": self.covariates_as_features,
         }
 
     def task_classes(self) -> tuple[str, ...]:
@@ -154,6 +243,12 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: Path, **overrides: Any) -> TrainConfig:
         """Read ``path`` (see experiments/default.toml); ``overrides`` win."""
+        flat = cls.read_toml(path)
+        return cls().updated(source=str(path), **{**flat, **overrides})
+
+    @classmethod
+    def read_toml(cls, path: Path) -> dict[str, Any]:
+        """The keys ``path`` sets; tables ([input], [cv]...) only group keys."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config {path} not found.")
@@ -163,9 +258,10 @@ class TrainConfig:
             except tomllib.TOMLDecodeError as exc:
                 raise ValueError(f"{path}: not valid TOML: {exc}") from exc
         flat: dict[str, Any] = {}
-        for key, value in raw.items():  # tables ([task], [cv]...) only group keys
-            flat.update(value if isinstance(value, dict) else {key: value})
-        return cls().updated(source=str(path), **{**flat, **overrides})
+        for key, value in raw.items():
+            grouped = isinstance(value, dict) and key not in MAP_KEYS
+            flat.update(value if grouped else {key: value})
+        return flat
 
     def updated(self, source: str = "arguments", **values: Any) -> TrainConfig:
         """A copy with ``values`` set, types coerced, unknown keys rejected."""
@@ -179,7 +275,9 @@ class TrainConfig:
         coerced = {}
         for key, value in values.items():
             default = getattr(self, key)
-            if isinstance(default, tuple) or key in ("models", "classes"):
+            if key in MAP_KEYS and isinstance(value, dict):
+                value = tuple(f"{k}={v}" for k, v in value.items())
+            elif isinstance(default, tuple) or key in ("models", "classes"):
                 value = tuple(value)
             elif key in ("cohort", "features", "simulated_dir") and value is not None:
                 value = Path(value)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features.extract import extract_features, feature_columns, read_table, write_table
+from features.extract import extract_features, feature_columns
+from features.io import read_table, write_table
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,12 @@ class TrainingData:
     """Features ``X``, task labels ``y``, participant ``groups``, the full table.
 
     ``diagnosis`` keeps the original class of each row (``y`` may pool classes, as
-    in ALS vs mimics); ``cohort_dir`` is None for a features table.
+    in ALS vs mimics); ``classes`` are the task's labels that have rows;
+    ``covariates`` those of the configured covariates the data hold; ``notes`` say
+    what the data could not give (each is logged and recorded in MLflow);
+    ``mapping`` is how a features table was read (None for a cohort directory),
+    ``source_columns`` the table's own column names;
+    ``cohort_dir`` is None for a features table.
     """
 
     X: pd.DataFrame
@@ -34,6 +40,11 @@ class TrainingData:
     cohort_dir: Path | None
     source: str
     fingerprint: str
+    classes: list[str] = field(default_factory=list)
+    covariates: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    mapping: dict | None = None
+    source_columns: tuple[str, ...] = ()
 
 
 def default_cohort(simulated_dir: Path, n: int, seed: int) -> Path:
@@ -100,21 +111,10 @@ def _extracted(cohort_dir: Path, n_jobs: int) -> tuple[pd.DataFrame, str]:
 
 
 def _features_file(cfg: TrainConfig) -> tuple[pd.DataFrame, str]:
-    """A ready-made table with its label, group and site columns renamed."""
+    """A ready-made table, read with the one table reader."""
     path = Path(cfg.features)
-    table = read_table(path)
-    wanted = {cfg.label_column: "diagnosis", cfg.group_column: "participant_id"}
-    for column in wanted:
-        if column not in table:
-            raise ValueError(
-                f"{path}: no column {column!r} (columns: {list(table.columns)[:12]}"
-                "...). Name the diagnosis and participant columns with "
-                "--label-column and --group-column."
-            )
-    if cfg.site_column in table:
-        wanted[cfg.site_column] = "site"
-    table = table.rename(columns=wanted)
-    table["participant_id"] = table["participant_id"].astype(str)
+    mapping = cfg.input_mapping()
+    table = read_table(path, text_columns=mapping.text_columns())
     fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return table, fingerprint
 
@@ -134,6 +134,10 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
     return prepare(table, cfg, source, fingerprint, cohort_dir)
 
 
+#: Rows quoted when a table's cells cannot be read.
+SHOWN_PROBLEMS = 5
+
+
 def prepare(
     table: pd.DataFrame,
     cfg: TrainConfig,
@@ -141,17 +145,42 @@ def prepare(
     fingerprint: str,
     cohort_dir: Path | None = None,
 ) -> TrainingData:
-    """Select the task's rows, map labels, and split features from metadata."""
-    diagnosis = table["diagnosis"].astype("string").str.strip().str.upper()
-    known = set(cfg.classes)
-    bad = diagnosis.notna() & ~diagnosis.isin(known)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+    """Map the table's metadata, select the task's rows, split features from
+    metadata, and note everything the data cannot give.
+
+    Raises
+    ------
+    ValueError
+        A cell that cannot be read (an unmapped code, an age that is not a
+        number), fewer than two classes with rows, or a class with fewer
+        participants than outer folds.
+    """
+    mapping = cfg.input_mapping()
+    source_columns = tuple(str(c) for c in table.columns)
+    table, problems = mapping.apply(table, source, classes=cfg.classes)
+    ids = table["participant_id"] if "participant_id" in table else None
+    if problems:
+        rows = sorted(problems)
+        quoted = [
+            f"row {i + 2}"
+            + (f" ({ids.iloc[i]})" if ids is not None and pd.notna(ids.iloc[i]) else "")
+            + ": "
+            + "; ".join(problems[i])
+            for i in rows[:SHOWN_PROBLEMS]
+        ]
+        more = f" (and {len(rows) - SHOWN_PROBLEMS} more rows)" if len(rows) > 5 else ""
         raise ValueError(
-            f"{source}: row {row + 2} ({table['participant_id'].iloc[row]}): "
-            f"diagnosis = {diagnosis.iloc[row]!r}; expected one of {sorted(known)} "
-            "or empty. Fix the label, or list the class in `classes` of the config."
+            f"{source}: {len(rows)} row(s) have cells that cannot be read{more}: "
+            + " | ".join(quoted)
         )
+    notes: list[str] = []
+    if ids is None:
+        table["participant_id"] = [f"row-{i + 2}" for i in range(len(table))]
+        notes.append(
+            "no participant column: each row is one participant (name one with "
+            "--group-column if participants have repeated visits)"
+        )
+    diagnosis = table["diagnosis"]
     keep = diagnosis.isin(_task_rows(cfg)).fillna(False).to_numpy(dtype=bool)
     dropped = len(table) - int(keep.sum())
     if dropped:
@@ -167,12 +196,13 @@ def prepare(
         if (cfg.task == "als_vs_mimics")
         else diag
     )
-    columns = feature_columns(rows.drop(columns=["participant_id"], errors="ignore"))
+    classes = _classes(cfg, y, rows, source, notes)
+    columns, covariates = _columns(rows, cfg, notes)
     if not columns:
-        raise ValueError(f"{source}: no numeric feature columns to train on.")
-    if cfg.harmonize and "site" in rows:  # read by ComBat, dropped after it
-        rows["site"] = rows["site"].astype("string")
-        columns.append("site")
+        raise ValueError(
+            f"{source}: no numeric feature columns to train on; the model inputs "
+            "are the numeric columns other than the identifiers and the diagnosis."
+        )
     return TrainingData(
         rows[columns],
         np.asarray(y, dtype=str),
@@ -182,7 +212,104 @@ def prepare(
         cohort_dir,
         source,
         fingerprint,
+        classes,
+        covariates,
+        tuple(notes),
+        mapping.to_dict() if cfg.features is not None else None,
+        source_columns,
     )
+
+
+def _classes(cfg: TrainConfig, y, rows, source: str, notes: list[str]) -> list[str]:
+    """The task's classes with rows; refuse fewer than two or too few per fold."""
+    counts = pd.Series(rows["participant_id"].to_numpy()).groupby(y).nunique()
+    classes = [c for c in cfg.task_classes() if c in counts.index]
+    if len(classes) < 2:
+        found = ", ".join(f"{c} ({counts[c]})" for c in classes) or "none"
+        raise ValueError(
+            f"{source}: task {cfg.task!r} needs at least two classes with "
+            f"participants; found {found}. Check --label-column and --label-map, "
+            f"or choose another --task."
+        )
+    absent = [c for c in cfg.task_classes() if c not in counts.index]
+    if absent and cfg.task == "diagnosis":
+        notes.append(
+            f"diagnosis task on the classes present: {', '.join(classes)} "
+            f"({', '.join(absent)} have no rows)"
+        )
+    single = [c for c in classes if counts[c] < 2]
+    if single:
+        raise ValueError(
+            f"{source}: class {single[0]!r} has one participant; cross-validation "
+            "needs at least two per class (one to train on, one to test). Add "
+            "participants of that class or leave its rows out."
+        )
+    for c in classes:
+        if counts[c] < cfg.outer_folds:
+            notes.append(
+                f"class {c} has {counts[c]} participants, fewer than the "
+                f"{cfg.outer_folds} outer folds: some test folds hold none of them "
+                f"(--outer-folds {max(2, int(counts[c]))} avoids it)"
+            )
+    return classes
+
+
+def _columns(rows: pd.DataFrame, cfg: TrainConfig, notes: list[str]):
+    """Model inputs (features, covariates, site) and the covariates present."""
+    columns = feature_columns(rows.drop(columns=["participant_id"]))
+    for c in [c for c in columns if rows[c].isna().all()]:
+        columns.remove(c)
+        if c not in cfg.covariates:
+            notes.append(f"column {c!r} is empty in every row: not a model input")
+    skip = {"participant_id", "session", "diagnosis", "sex", "site"}
+    for c in rows.columns:
+        if c in skip or c in columns or str(c).startswith("source_"):
+            continue
+        values = rows[c].dropna()
+        if len(values) and not pd.api.types.is_numeric_dtype(rows[c]):
+            notes.append(
+                f"column {c!r} holds text (e.g. {values.iloc[0]!r}): not a model "
+                "input; convert it to numbers to use it"
+            )
+    covariates = tuple(c for c in cfg.covariates if c in columns)
+    lacking = [c for c in cfg.covariates if c not in covariates]
+    if lacking and (cfg.harmonize or cfg.normative):
+        names = {"age": "age", "male": "sex"}
+        kept = ", ".join(names[c] for c in covariates) or "no covariate"
+        notes.append(
+            f"no {' or '.join(names[c] for c in lacking)} in the data: ComBat and "
+            f"the normative z-scores adjust for {kept} only (map a column with "
+            + " / ".join(f"--{names[c]}-column" for c in lacking)
+            + ")"
+        )
+    for c in covariates:
+        n_missing = int(rows[c].isna().sum())
+        if n_missing:
+            notes.append(
+                f"{c} is missing for {n_missing} of {len(rows)} rows: those rows are "
+                "adjusted at the training mean"
+            )
+    if not cfg.covariates_as_features:
+        log.info(
+            "covariates %s adjust the pipeline but are not classifier inputs",
+            list(covariates),
+        )
+    if cfg.harmonize:
+        if "site" not in rows or rows["site"].isna().all():
+            notes.append(
+                "no site column: ComBat harmonisation is off (name one with "
+                "--site-column)"
+            )
+        else:
+            rows["site"] = rows["site"].astype("string")
+            columns.append("site")
+            n_sites = rows["site"].nunique()
+            if n_sites < 2:
+                notes.append(
+                    f"one site ({rows['site'].dropna().iloc[0]}): ComBat has nothing "
+                    "to harmonise"
+                )
+    return columns, covariates
 
 
 def _task_rows(cfg: TrainConfig) -> tuple[str, ...]:

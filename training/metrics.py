@@ -9,7 +9,8 @@ MIMICS = ("MMN", "NMO", "MS")  # the clinical question: ALS vs these (not contro
 
 
 def score(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """Balanced accuracy, macro one-vs-rest AUC, ALS-vs-rest and ALS-vs-mimics AUC.
+    """Balanced accuracy, macro one-vs-rest AUC, ALS-vs-rest and ALS-vs-mimics AUC,
+    and the proper scores log loss and (multi-class) Brier score.
 
     ALS vs mimics ranks ALS against MMN, NMO and MS subjects by
     p(ALS) / (p(ALS) + p(mimics)); controls are left out.
@@ -52,4 +53,8 @@ def score(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, flo
             other = proba[:, [classes.index(c) for c in mimics]].sum(axis=1)
             p = als / np.clip(als + other, 1e-300, None)
             out["als_vs_mimics_auc"] = float(roc_auc_score(y[rows] == "ALS", p[rows]))
+    onehot = (y[:, None] == np.asarray(classes)[None, :]).astype(float)
+    clipped = np.clip(proba, 1e-15, 1.0)
+    out["log_loss"] = float(-np.mean(np.log((clipped * onehot).sum(axis=1))))
+    out["brier"] = float(np.mean(((proba - onehot) ** 2).sum(axis=1)))
     return out

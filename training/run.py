@@ -37,6 +37,8 @@ class RunResult:
     oracle: dict[str, float] | None
     seconds: float
     assessment: Assessment
+    notes: tuple[str, ...] = ()
+    adjustment: dict | None = None
 
     def summary(self) -> str:
         """Console summary: every family, the baselines and the oracle side by side,
@@ -51,10 +53,12 @@ class RunResult:
             "als_vs_rest_auc",
             "als_vs_mimics_auc",
             "balanced_accuracy",
+            "log_loss",
+            "brier",
         ]
         table = pd.DataFrame(rows).T.reindex(columns=wanted).dropna(axis=1, how="all")
         ci = self.assessment.champion.metrics
-        shown = [m for m in (*wanted, "brier", "log_loss", "ece") if m in ci.index]
+        shown = [m for m in (*wanted, "ece") if m in ci.index]
         cis = [
             f"  {m:<20} {ci.loc[m, 'estimate']:.3f} "
             f"({ci.loc[m, 'ci_low']:.3f}-{ci.loc[m, 'ci_high']:.3f})"
@@ -72,7 +76,16 @@ class RunResult:
             + ", ".join(f"{c} {v:.2f}" for c, v in cov["coverage"].items()),
             "",
         ]
-        leak = self.assessment.leak
+        perm = self.assessment.permutation
+        if perm:
+            lines.insert(
+                -1,
+                f"permutation test ({perm['n_permutations']:.0f} label permutations, "
+                f"uncalibrated {self.champion}): macro AUC "
+                f"{perm['observed_macro_auc']:.3f}, null mean {perm['null_mean']:.3f}"
+                f", p = {perm['p_value']:.3f}",
+            )
+        leak = self.assessment.leak or {}
         if leak.get("leaks"):
             lines += [
                 "WARNING: which modalities were acquired predicts the diagnosis "
@@ -80,7 +93,23 @@ class RunResult:
                 "to a cohort where everyone gets every test.",
                 "",
             ]
+        if self.adjustment:
+            lines.append(
+                "covariates of the champion's fitted steps: "
+                + "; ".join(f"{k} {v}" for k, v in self.adjustment.items())
+            )
+        if self.notes or self.assessment.skipped:
+            lines.append(
+                "What the data could not give (also in MLflow: run_notes.json):"
+            )
+            lines += [f"  - {n}" for n in self.notes]
+            lines += [
+                f"  - skipped {k}: {v}" for k, v in self.assessment.skipped.items()
+            ]
+        else:
+            lines.append("Nothing was skipped.")
         lines += [
+            "",
             f"champion: {self.champion} -> {self.model_uri}",
             f"MLflow run {self.run_id} in {self.tracking_uri} "
             f"(mlflow ui --backend-store-uri {self.tracking_uri})",
@@ -93,15 +122,14 @@ def run(cfg: TrainConfig) -> RunResult:
     """Train, evaluate and register a model as ``cfg`` says (see TrainConfig)."""
     start = time.perf_counter()
     data = load_training_data(cfg)
-    classes = [c for c in cfg.task_classes() if c in set(data.y)]
-    if len(classes) < 2:
-        raise ValueError(
-            f"{data.source}: task {cfg.task!r} needs two classes with subjects; "
-            f"found {classes}."
-        )
+    cfg, chosen = cfg.resolved(len(set(data.groups)))
+    notes = (*chosen, *data.notes)
+    for note in notes:
+        log.info("note: %s", note)
+    classes = data.classes
     columns = list(data.X.columns)
-    options = cfg.pipeline_options(set(data.y))
-    tracking.start(cfg.tracking_uri, cfg.experiment)
+    options = cfg.pipeline_options(set(data.y), data.covariates)
+    tracking.start(cfg.tracking_uri, cfg.experiment, cfg.registry_uri)
     storage(cfg.optuna_storage)  # create the schema once, before parallel folds
     with mlflow.start_run(
         run_name=f"train-{cfg.task}-{Path(data.source).name}"
@@ -129,7 +157,7 @@ def run(cfg: TrainConfig) -> RunResult:
                 cfg.inner_folds,
                 cfg.n_trials,
             )
-            results[family] = _evaluate(family, data, classes, cfg, prefix)
+            results[family] = _evaluate(family, data, classes, cfg, prefix, options)
         champion = max(results, key=lambda f: results[f].metrics["macro_auc"])
         log.info(
             "refitting the champion (%s) on all subjects with the same inner "
@@ -154,8 +182,19 @@ def run(cfg: TrainConfig) -> RunResult:
         ).fit(data.X, data.y)
         oracle = _oracle(data, classes, cfg)
         log.info("assessing: baselines, conformal sets, modality value, analyses ...")
-        found = assess(data, classes, results[champion], params, cfg)
+        found = assess(data, classes, results[champion], params, cfg, options)
         _log_assessment(found, champion)
+        adjustment = fitted_covariates(locked.pipeline_)
+        tracking.log_json(
+            {"notes": list(notes), "skipped": found.skipped, "adjustment": adjustment},
+            "run_notes.json",
+        )
+        mlflow.set_tags(
+            {
+                "skipped_steps": ", ".join(found.skipped) or "none",
+                "n_notes": str(len(notes)),
+            }
+        )
         mlflow.log_metrics(
             {f"champion_{k}": v for k, v in results[champion].metrics.items()}
         )
@@ -173,7 +212,9 @@ def run(cfg: TrainConfig) -> RunResult:
                 "thresholds": found.conformal.thresholds,
                 "coverage": found.coverage["coverage"].to_dict(),
             },
-            sites=sorted(data.table["site"].dropna().astype(str).unique()),
+            sites=sorted(data.table["site"].dropna().astype(str).unique())
+            if "site" in data.table
+            else [],
             reference=options["reference"],
             oof_proba=results[champion].oof_proba,
             seed=cfg.seed,
@@ -183,6 +224,10 @@ def run(cfg: TrainConfig) -> RunResult:
             data_source=data.source,
             data_fingerprint=data.fingerprint,
             trained_on_simulated_data=oracle is not None,
+            input_mapping=data.mapping,
+            source_columns=list(data.source_columns),
+            adjustment=adjustment,
+            notes=list(notes),
         )
         mlflow.log_params({"champion": champion})
         uri = tracking.log_champion(locked, data.X, cfg.model_name, metadata)
@@ -196,11 +241,23 @@ def run(cfg: TrainConfig) -> RunResult:
         oracle,
         time.perf_counter() - start,
         found,
+        notes,
+        adjustment,
     )
 
 
+def fitted_covariates(pipeline) -> dict[str, list[str]]:
+    """The covariates each fitted adjustment step of ``pipeline`` uses (read from
+    the fitted steps' ``covariates_``, not from the configuration)."""
+    return {
+        name: list(step.covariates_)
+        for name, step in pipeline.steps
+        if hasattr(step, "covariates_")
+    }
+
+
 def _evaluate(
-    family: str, data, classes: list[str], cfg: TrainConfig, prefix: str
+    family: str, data, classes: list[str], cfg: TrainConfig, prefix: str, options
 ) -> NestedResult:
     with mlflow.start_run(run_name=family, nested=True):
         res = nested_cv(
@@ -217,7 +274,7 @@ def _evaluate(
             study_prefix=prefix,
             n_jobs=cfg.n_jobs,
             repeats=cfg.repeats,
-            options=cfg.pipeline_options(set(data.y)),
+            options=options,
             progress=True,
         )
         mlflow.log_param("family", family)
@@ -264,8 +321,9 @@ def _log_assessment(found: Assessment, champion: str) -> None:
     mlflow.log_metrics(
         {f"conformal_coverage_{k}": v for k, v in found.coverage["coverage"].items()}
     )
-    mlflow.log_metric("missingness_leak_macro_auc", found.leak["macro_auc"])
-    mlflow.set_tag("missingness_leak", str(bool(found.leak["leaks"])))
+    if found.leak is not None:
+        mlflow.log_metric("missingness_leak_macro_auc", found.leak["macro_auc"])
+        mlflow.set_tag("missingness_leak", str(bool(found.leak["leaks"])))
     if found.permutation:
         mlflow.log_metrics(
             {f"permutation_{k}": v for k, v in found.permutation.items()}
@@ -274,20 +332,23 @@ def _log_assessment(found: Assessment, champion: str) -> None:
         "metrics_ci.csv": found.champion.metrics.reset_index(names="metric"),
         "confusion.csv": found.champion.confusion.reset_index(),
         "coverage.csv": found.coverage.reset_index(names="class"),
-        "modality_value.csv": found.modality_value.reset_index(),
         "univariate.csv": found.univariate,
         "group_summary.csv": found.groups,
         "severity_correlations.csv": found.correlations,
-        "baselines.csv": pd.concat(
-            {k: v.metrics for k, v in found.baselines.items()}, names=["baseline"]
-        ).reset_index(),
     }
+    if found.modality_value is not None:
+        tables["modality_value.csv"] = found.modality_value.reset_index()
+    if found.baselines:
+        tables["baselines.csv"] = pd.concat(
+            {k: v.metrics for k, v in found.baselines.items()}, names=["baseline"]
+        ).reset_index()
     if found.champion.per_site is not None:
         tables["per_site.csv"] = found.champion.per_site.reset_index()
     if found.decision is not None:
         tables["decision_curve.csv"] = found.decision
     tables["oof_predictions_champion.csv"] = found.predictions
     for name, frame in tables.items():
-        tracking.log_frame(frame, name)
+        if frame is not None:
+            tracking.log_frame(frame, name)
     for name, fig in found.figures.items():
         mlflow.log_figure(fig, name)

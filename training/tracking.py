@@ -19,10 +19,43 @@ CHAMPION_ALIAS = "champion"
 TRUSTED_TYPES = list(SKOPS_TRUSTED_TYPES)
 
 
-def start(tracking_uri: str, experiment: str) -> None:
-    """Point MLflow at ``tracking_uri`` (SQLite by default), select the experiment."""
+def start(tracking_uri: str, experiment: str, registry_uri: str | None = None) -> None:
+    """Point MLflow at ``tracking_uri`` (and ``registry_uri``, else the tracking
+    store), select the experiment, creating it if needed.
+
+    A new experiment in a local SQLite store keeps its artifacts in ``mlruns/``
+    beside the database file, not in the working directory's ``./mlruns``.
+    """
     mlflow.set_tracking_uri(tracking_uri)
+    if registry_uri:
+        mlflow.set_registry_uri(registry_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        location = artifact_location(tracking_uri)
+        try:
+            mlflow.create_experiment(experiment, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            if mlflow.get_experiment_by_name(experiment) is None:
+                raise  # not a concurrent creation of the same experiment
     mlflow.set_experiment(experiment)
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """``file://<db folder>/mlruns`` for a local SQLite store; None (the server's
+    default) for any other store.
+
+    Examples
+    --------
+    >>> artifact_location("sqlite:////data/runs/mlflow.db")
+    'file:///data/runs/mlruns'
+    >>> artifact_location("http://127.0.0.1:5000") is None
+    True
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    if str(db) in ("", ":memory:"):
+        return None
+    return (db.resolve().parent / "mlruns").as_uri()
 
 
 def log_json(obj: Any, name: str) -> None:

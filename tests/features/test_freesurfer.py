@@ -382,8 +382,43 @@ def test_missing_aparc_and_dkt_names_expected_files(tmp_path: Path) -> None:
         freesurfer_features(stats)
 
 
-def test_no_aseg_gives_no_features(tmp_path: Path) -> None:
-    assert freesurfer_features(_subject(tmp_path, "aseg.stats")) == {}
+def test_no_stats_files_gives_no_features(tmp_path: Path) -> None:
+    stats = tmp_path / "sub-01" / "stats"
+    stats.mkdir(parents=True)
+    assert freesurfer_features(stats) == {}
+
+
+FS6_NO_ASEG = Path(__file__).parents[1] / "data" / "freesurfer_quirks" / "fs6_no_aseg"
+
+
+def test_freesurfer6_without_aseg_gives_cortical_features_and_names_the_rest():
+    with pytest.warns(UserWarning) as caught:
+        feats = freesurfer_features(FS6_NO_ASEG / "stats")
+    (message,) = [str(w.message) for w in caught]
+    assert "no aseg.stats (found lh.aparc.stats, rh.aparc.stats)" in message
+    assert "eTIV from lh.aparc.stats" in message
+    assert "thalamus, caudate, putamen and pallidum volumes" in message
+    assert feats["fs_precentral_l_mm3"] == 14392.0
+    assert feats["fs_m1_precuneus_ratio"] == pytest.approx(1.52, abs=0.01)
+    assert feats["fs_etiv_mm3"] == pytest.approx(BERT_ETIV)
+    assert feats["fs_precentral_l_etiv_pct"] == pytest.approx(100 * 14392.0 / BERT_ETIV)
+    assert np.isnan(feats["fs_total_gray_mm3"]) and np.isnan(feats["fs_putamen_l_mm3"])
+
+
+def test_freesurfer6_without_aseg_is_a_reported_problem_of_extraction(tmp_path):
+    from features.extract import extract_features
+    from features.simulate.cohort import simulate_cohort
+
+    cohort = simulate_cohort(tmp_path / "c", n=10, seed=3)
+    pid = sorted(p.name for p in (cohort / "derivatives" / "freesurfer").iterdir())[0]
+    stats = cohort / "derivatives" / "freesurfer" / pid / "stats"
+    shutil.rmtree(stats)
+    shutil.copytree(FS6_NO_ASEG / "stats", stats)
+    result = extract_features(cohort, n_jobs=1)
+    row = result.table.set_index("participant_id").loc[pid]
+    assert row["fs_precentral_l_mm3"] == 14392.0 and row["has_freesurfer"] == 1.0
+    assert "no problems" not in result.summary()
+    assert any(pid in i.message and "no aseg.stats" in i.message for i in result.issues)
 
 
 def test_pulvinar_from_stats_files(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ def test_simulate_then_extract(tmp_path, caplog):
     cohort = tmp_path / "cohort"
     assert main(["simulate", "--out", str(cohort), "--n", "12", "--seed", "3"]) == 0
     assert "SIMULATED" in (cohort / "README.txt").read_text()
-    out = tmp_path / "features.csv"
+    out = tmp_path / "some" / "missing" / "dir" / "features.csv"  # created
     assert main(["extract", str(cohort), "--out", str(out), "--jobs", "1"]) == 0
     table = pd.read_csv(out)
     assert len(table) == 12

@@ -234,12 +234,13 @@ def test_explain_gives_top_contributions_toward_the_predicted_class(
     ("records", "message"),
     [
         (
-            [{"nfl_pg_ml": 40.0}, {"nfl_pg_mL": 40.0}],
-            r"record 1: unknown column 'nfl_pg_mL'; did you mean 'nfl_pg_ml'\?",
+            [{"nfl_pg_ml": 40.0}, {"nfl_pg_mi": 40.0}],
+            r"record 1: unknown column 'nfl_pg_mi'; did you mean 'nfl_pg_ml'\?",
         ),
         (
             [{"zzzz": 1}],
-            r"record 0: unknown column 'zzzz'\. A record holds the model's feature",
+            r"record 0: unknown column 'zzzz'\. A record holds the columns of a "
+            r"features table",
         ),
         (
             [{"nfl_pg_ml": 40.0}, {"nfl_pg_ml": "high"}],
@@ -418,7 +419,7 @@ def _stub_bundle(error: Exception | None = None) -> Bundle:
         (
             [{"nfl_pg_mI": 1}],
             r"^record 0: unknown column 'nfl_pg_mI'; did you mean 'nfl_pg_ml'\? A "
-            r"record holds .* participant_id and session\.$",
+            r"record holds .* the model was trained on\.$",
         ),
         ([{"mri_fa": "n/a"}], r"record 0: mri_fa = 'n/a' is not a number"),
         ([{"mri_fa": float("-inf")}], r"record 0: mri_fa = -inf is not finite"),
@@ -526,3 +527,32 @@ def test_mlflow_models_serve_answers_like_predict(trained, bundle, table, tmp_pa
     expected = predict(bundle, table.head(5))
     order = [f"p_{c}" for c in map(str, bundle.model.classes_)]
     np.testing.assert_allclose(got, expected[order].to_numpy(), rtol=1e-9)
+
+
+def _json_value(value):
+    if (
+        value is None
+        or value is pd.NA
+        or (isinstance(value, float) and np.isnan(value))
+    ):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def test_a_row_of_the_features_table_is_accepted_whole(server, table, bundle):
+    """The API takes what `features extract` writes, metadata columns included
+    (participant_id, sex, diagnosis, source_*, qc_*...), as `serve score` does."""
+    url, _, _ = server
+    rows = table.head(4)
+    records = [
+        {k: _json_value(v) for k, v in row.items()}
+        for row in rows.to_dict(orient="records")
+    ]
+    assert {"sex", "diagnosis", "age"} <= set(records[0])
+    assert any(k.startswith("source_") for k in records[0])
+    response = requests.post(f"{url}/predict", json={"records": records}, timeout=60)
+    assert response.status_code == 200, response.text
+    api = pd.DataFrame(response.json()["predictions"])
+    direct = predict(bundle, rows)
+    columns = [f"p_{c}" for c in bundle.classes]
+    np.testing.assert_allclose(api[columns], direct[columns], rtol=1e-9)

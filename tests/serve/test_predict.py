@@ -82,6 +82,7 @@ def test_bad_rows_are_reported_and_the_others_scored(champion, cohort_table):
         c for c in champion.feature_columns if c != "site" and not c.startswith("has_")
     ]
     table.loc[4, measured] = np.nan
+    table.loc[4, "sex"] = None  # else male is derived from it again
     out = predict(champion, table, source="new.csv", first_row=100)
     errors = out["error"].tolist()
     pid = table["participant_id"].tolist()

@@ -61,3 +61,44 @@ def test_cohort_and_features_are_exclusive():
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         TrainConfig().seed = 1
+
+
+def test_tracking_precedence_option_config_environment_default(tmp_path):
+    from training.__main__ import parse
+
+    env = {"MLFLOW_TRACKING_URI": "sqlite:///env.db", "MLFLOW_REGISTRY_URI": "r"}
+    assert parse([], env={}).tracking_uri == "sqlite:///mlflow.db"
+    assert parse([], env=env).tracking_uri == "sqlite:///env.db"
+    assert parse([], env=env).registry_uri == "r"
+    toml = tmp_path / "c.toml"
+    toml.write_text('[tracking]\ntracking_uri = "sqlite:///file.db"\n')
+    assert parse(["--config", str(toml)], env=env).tracking_uri == "sqlite:///file.db"
+    given = ["--config", str(toml), "--tracking-uri", "http://127.0.0.1:5000"]
+    assert parse(given, env=env).tracking_uri == "http://127.0.0.1:5000"
+
+
+def test_toml_input_table_with_code_maps(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        "[input]\n"
+        'features = "lab.xlsx"\n'
+        'label_column = "Group"\n'
+        'label_map = { "1" = "ALS", "0" = "HC" }\n'
+        'sex_map = { "1" = "M", "2" = "F" }\n'
+        "[models]\n"
+        'models = ["logreg"]\n'
+    )
+    cfg = TrainConfig.from_toml(toml)
+    assert cfg.label_map == ("1=ALS", "0=HC") and cfg.models == ("logreg",)
+    assert cfg.input_mapping().sex_map == {"1": "M", "2": "F"}
+    with pytest.raises(ValueError, match=r"--label-map sends codes to \['CIDP'\]"):
+        TrainConfig(label_map=("1=CIDP",))
+
+
+def test_small_cohorts_get_repeats_and_a_permutation_test():
+    small, notes = TrainConfig().resolved(24)
+    assert (small.repeats, small.n_permutations) == (5, 100) and len(notes) == 2
+    large, notes = TrainConfig().resolved(400)
+    assert (large.repeats, large.n_permutations) == (1, 0) and not notes
+    chosen, notes = TrainConfig(repeats=2, n_permutations=0).resolved(24)
+    assert (chosen.repeats, chosen.n_permutations) == (2, 0) and not notes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,3 +59,57 @@ def test_contrast_keeps_two_classes(table):
         table, TrainConfig(task="contrast", contrast=("NMO", "MS")), "t", "x"
     )
     assert set(data.y) <= {"NMO", "MS"}
+
+
+TABLES = Path(__file__).parents[1] / "data" / "tables"
+LAB = {
+    "features": TABLES / "lab_7t_export.xlsx",
+    "label_column": "Group",
+    "label_map": ("1=ALS", "0=HC"),
+    "sex_column": "gender",
+    "sex_map": ("1=M", "2=F"),
+}
+
+
+def test_a_lab_export_maps_its_codes_and_reports_what_it_lacks():
+    data = load_training_data(TrainConfig(**LAB))
+    assert data.classes == ["ALS", "HC"] and len(data.y) == 24
+    assert data.covariates == ("age", "male") and {"age", "male"} <= set(data.X)
+    assert "Notes" not in data.X and "Gender" not in data.X
+    notes = " | ".join(data.notes)
+    assert "no participant column: each row is one participant" in notes
+    assert "column 'Notes' holds text (e.g. 'motion in run 2')" in notes
+    assert "diagnosis task on the classes present: ALS, HC" in notes
+    assert "no site column: ComBat harmonisation is off" in notes
+    assert data.mapping["label_map"] == {"1": "ALS", "0": "HC"}
+
+
+def test_a_one_class_table_is_refused(tmp_path):
+    path = tmp_path / "als_only.csv"
+    pd.DataFrame({"dx": ["ALS"] * 6, "nfl_pg_ml": np.arange(6.0)}).to_csv(path)
+    with pytest.raises(ValueError, match=r"at least two classes.*found ALS \(6\)"):
+        load_training_data(TrainConfig(features=path, label_column="dx"))
+
+
+def test_an_unmapped_code_names_row_value_and_fix():
+    cfg = TrainConfig(**{**LAB, "label_map": ("1=ALS",)})
+    with pytest.raises(
+        ValueError,
+        match=r"12 row\(s\) have cells.*row 14: Group = 0: it has no entry in",
+    ):
+        load_training_data(cfg)
+
+
+def test_a_covariate_the_data_lack_is_named_not_dropped(table):
+    data = prepare(table.drop(columns=["age"]), TrainConfig(), "t.csv", "x")
+    assert data.covariates == ("male",)
+    assert any("no age in the data" in n and "for sex only" in n for n in data.notes)
+
+
+def test_site_codes_stay_text(tmp_path, table):
+    path = tmp_path / "f.csv"
+    table.assign(site=np.where(np.arange(len(table)) % 2, "01", "02")).to_csv(
+        path, index=False
+    )
+    data = load_training_data(TrainConfig(features=path))
+    assert set(data.X["site"]) == {"01", "02"}

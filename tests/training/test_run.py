@@ -65,6 +65,8 @@ def test_config_rejects_bad_values(kwargs, match):
 def _quick(tmp_path, name: str, **kwargs) -> TrainConfig:
     return TrainConfig(
         models=("logreg",),
+        repeats=kwargs.pop("repeats", 1),
+        n_permutations=kwargs.pop("n_permutations", 0),
         outer_folds=3,
         inner_folds=2,
         n_trials=2,
@@ -105,3 +107,19 @@ def test_als_vs_mimics_task_runs(small_cohort, tmp_path, monkeypatch):
     result = run(_quick(tmp_path, "m", cohort=small_cohort, task="als_vs_mimics"))
     assert result.results["logreg"].classes == ["ALS", "mimic"]
     assert "als_vs_rest_auc" in result.oracle
+
+
+def test_registered_champion_adjusts_for_age_and_sex(trained):
+    """Read from the registered model's fitted steps, not from the config."""
+    from serve.bundle import load_bundle
+    from training.run import fitted_covariates
+
+    result, cfg = trained
+    bundle = load_bundle(result.model_uri, cfg.tracking_uri)
+    fitted = fitted_covariates(bundle.pipeline)
+    assert fitted == {"harmonize": ["age", "male"], "normative": ["age", "male"]}
+    assert bundle.metadata["adjustment"] == fitted
+    assert {"age", "male"} <= set(bundle.feature_columns)  # also classifier inputs
+    assert result.adjustment == fitted and "covariates of the champion" in (
+        result.summary()
+    )
