@@ -482,10 +482,10 @@ def _parcellation(stats_dir: Path, has_aseg: bool) -> tuple[dict[str, Path], boo
         f"{h}.{a}.stats" for a in ("aparc", "aparc.DKTatlas") for h in ("lh", "rh")
     ]
     missing = [name for name in wanted if not (stats_dir / name).is_file()]
-    there = "aseg.stats is there" if has_aseg else "neither aseg.stats is there"
+    there = "aseg.stats is there but" if has_aseg else "no aseg.stats, and"
     raise FileNotFoundError(
-        f"{stats_dir}: {there} but {', '.join(missing)} "
-        f"{'is' if len(missing) == 1 else 'are'} not; the cortical measures need "
+        f"{stats_dir}: {there} {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not there; the cortical measures need "
         "lh.aparc.stats and rh.aparc.stats (or, failing those, both "
         "?h.aparc.DKTatlas.stats). Finish recon-all (-autorecon3) for this subject "
         "or copy the stats files from its recon-all output."

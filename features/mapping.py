@@ -182,7 +182,7 @@ class InputMapping:
             A named column that does not exist (with the closest name), or a
             canonical column that the mapping would overwrite.
         """
-        out = table.copy()
+        out = table.copy(deep=False)  # columns are replaced, never changed in place
         problems: dict[int, list[str]] = {}
         renames = {}
         for canonical, name, flag in (

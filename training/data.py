@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.extract import extract_features, feature_columns
+from features.extract import META_COLUMNS, extract_features, feature_columns
 from features.io import read_table, write_table
 from training.config import TrainConfig
 
@@ -152,8 +152,8 @@ def prepare(
     ------
     ValueError
         A cell that cannot be read (an unmapped code, an age that is not a
-        number), fewer than two classes with rows, or a class with fewer
-        participants than outer folds.
+        number), fewer than two classes with rows, or a class with a single
+        participant.
     """
     mapping = cfg.input_mapping()
     source_columns = tuple(str(c) for c in table.columns)
@@ -168,7 +168,11 @@ def prepare(
             + "; ".join(problems[i])
             for i in rows[:SHOWN_PROBLEMS]
         ]
-        more = f" (and {len(rows) - SHOWN_PROBLEMS} more rows)" if len(rows) > 5 else ""
+        more = (
+            f" (and {len(rows) - SHOWN_PROBLEMS} more rows)"
+            if len(rows) > SHOWN_PROBLEMS
+            else ""
+        )
         raise ValueError(
             f"{source}: {len(rows)} row(s) have cells that cannot be read{more}: "
             + " | ".join(quoted)
@@ -184,10 +188,9 @@ def prepare(
     keep = diagnosis.isin(_task_rows(cfg)).fillna(False).to_numpy(dtype=bool)
     dropped = len(table) - int(keep.sum())
     if dropped:
-        log.info(
-            "%d subject-visits are not part of task %r (or have no diagnosis)",
-            dropped,
-            cfg.task,
+        notes.append(
+            f"{dropped} of {len(table)} subject-visits are left out: no diagnosis, "
+            f"or a class outside task {cfg.task!r}"
         )
     rows = table[keep].reset_index(drop=True)
     diag = diagnosis[keep].to_numpy(dtype=str)
@@ -261,24 +264,26 @@ def _columns(rows: pd.DataFrame, cfg: TrainConfig, notes: list[str]):
         columns.remove(c)
         if c not in cfg.covariates:
             notes.append(f"column {c!r} is empty in every row: not a model input")
-    skip = {"participant_id", "session", "diagnosis", "sex", "site"}
     for c in rows.columns:
-        if c in skip or c in columns or str(c).startswith("source_"):
+        if c in META_COLUMNS or c in columns or str(c).startswith("source_"):
             continue
         values = rows[c].dropna()
         if len(values) and not pd.api.types.is_numeric_dtype(rows[c]):
+            text = values[pd.to_numeric(values, errors="coerce").isna()]
             notes.append(
-                f"column {c!r} holds text (e.g. {values.iloc[0]!r}): not a model "
-                "input; convert it to numbers to use it"
+                f"column {c!r} holds text (e.g. {text.iloc[0]!r}) in {len(text)} of "
+                f"{len(values)} values: not a model input; convert it to numbers to "
+                "use it"
             )
     covariates = tuple(c for c in cfg.covariates if c in columns)
     lacking = [c for c in cfg.covariates if c not in covariates]
     if lacking and (cfg.harmonize or cfg.normative):
         names = {"age": "age", "male": "sex"}
-        kept = ", ".join(names[c] for c in covariates) or "no covariate"
+        kept = ", ".join(names[c] for c in covariates)
+        adjust = f"adjust for {kept} only" if kept else "are unadjusted"
         notes.append(
             f"no {' or '.join(names[c] for c in lacking)} in the data: ComBat and "
-            f"the normative z-scores adjust for {kept} only (map a column with "
+            f"the normative z-scores {adjust} (map a column with "
             + " / ".join(f"--{names[c]}-column" for c in lacking)
             + ")"
         )
