@@ -54,6 +54,7 @@ def build_model(n: int, seed: int) -> str:
 
     from features.extract import extract_features, feature_columns
     from features.simulate.cohort import simulate_cohort
+    from models.decision import MIMICS
     from models.locked import LockedModel
     from models.ood import NearestClassDistance
     from models.pipelines import SKEWED, SKOPS_TRUSTED_TYPES, make_pipeline
@@ -82,17 +83,16 @@ def build_model(n: int, seed: int) -> str:
     }
     pipe = make_pipeline("xgboost", params, columns, seed=seed)
     model = LockedModel(pipe, NearestClassDistance(log_columns=SKEWED)).fit(X, y)
-    metadata = card.model_card(
-        model,
-        X,
-        y,
+    facts = card.CardFacts(
         family="xgboost",
         task="diagnosis",
-        classes=classes,
+        classes=tuple(classes),
+        mimics=MIMICS,
         conformal={"alpha": 0.1, "thresholds": dict.fromkeys(classes, 0.9)},
-        sites=sorted(X["site"].dropna().unique()),
-        trained_on_simulated_data=True,
+        sites=tuple(sorted(X["site"].dropna().unique())),
+        simulated=True,
     )
+    metadata = card.model_card(model, X, y, facts)
     mlflow.sklearn.save_model(
         model,
         path,

@@ -53,6 +53,8 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from scipy import ndimage
 
+from features.io import cache_root
+
 __all__ = [
     "ATLAS_VERSION",
     "DEFAULT_THRESHOLD",
@@ -160,8 +162,7 @@ def default_cache_dir() -> Path:
     pathlib.Path
         The folder; it is not created here.
     """
-    root = os.environ.get("ALSDX_CACHE_DIR") or "~/.cache/als-mimics-dx"
-    return Path(root).expanduser() / "atlas"
+    return cache_root() / "atlas"
 
 
 def load_atlas(

@@ -290,11 +290,33 @@ PLACEHOLDERS = {
 }
 
 
+#: Column prefixes of the imaging modalities (FreeSurfer, diffusion, QSM,
+#: spectroscopy, atlas grey-matter volumes): what ComBat harmonises by default.
+IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_")
+#: The modality of a column the dictionary lacks (a lab's own names).
+UNDOCUMENTED = "undocumented"
+
+
 @functools.cache
 def describe(column: str) -> Entry | None:
     """The dictionary entry of ``column``, or None when it has none (memoised:
     scoring asks once per column and chunk)."""
     return next((e for e in ENTRIES if e.matches(column)), None)
+
+
+def modality_of(column: str) -> str:
+    """The modality a feature column belongs to; :data:`UNDOCUMENTED` for a column
+    the dictionary lacks.
+
+    Examples
+    --------
+    >>> [modality_of(c) for c in ("fs_m1_precuneus_ratio", "nfl_pg_ml", "has_dti")]
+    ['freesurfer', 'serum', 'availability']
+    >>> [modality_of(c) for c in ("muscle_atrophy_n_sides", "age", "CST_FA (7T)")]
+    ['peripheral_mri', 'demographics', 'undocumented']
+    """
+    entry = describe(column)
+    return entry.modality if entry is not None else UNDOCUMENTED
 
 
 #: Units whose values can be negative; every other unit is a non-negative quantity.

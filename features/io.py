@@ -12,6 +12,7 @@ target's folder.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,19 @@ import pandas as pd
 ID_COLUMNS = ("participant_id", "session", "site")
 TABLE_TYPES = (".parquet", ".csv", ".tsv", ".xlsx", ".xls")
 WRITE_TYPES = (".parquet", ".csv", ".tsv")
+
+
+def cache_root() -> Path:
+    """The project's cache folder: ``$ALSDX_CACHE_DIR`` when set, else
+    ``~/.cache/als-mimics-dx`` (never relative to the working directory).
+
+    Examples
+    --------
+    >>> cache_root().is_absolute()
+    True
+    """
+    root = os.environ.get("ALSDX_CACHE_DIR") or "~/.cache/als-mimics-dx"
+    return Path(root).expanduser().resolve()
 
 
 def _sep(path: Path) -> str:

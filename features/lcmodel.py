@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.cells import Rule, drop_duplicate_rows, load_table, numeric_column
 from features.cohort import Issue, empty_index
 from features.errors import CohortFormatError
-from features.tables import Rule, drop_duplicate_rows, load_table, numeric_column
 
 __all__ = [
     "MRS_COLUMNS",

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.cohort import KEY, Issue, empty_index
-from features.errors import CohortFormatError
-from features.tables import SIDES as SIDE_NAMES
-from features.tables import (
+from features.cells import SIDES as SIDE_NAMES
+from features.cells import (
     Rule,
     category_column,
     drop_duplicate_rows,
     load_table,
     numeric_column,
 )
+from features.cohort import KEY, Issue, empty_index
+from features.errors import CohortFormatError
 
 __all__ = [
     "LONG_COLUMNS",

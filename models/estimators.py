@@ -7,6 +7,10 @@ everything learned from data inside each fold.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
@@ -18,6 +22,37 @@ from sklearn.utils.validation import check_is_fitted
 
 #: The acquisition-site column: a string pass-through read by the harmoniser.
 SITE = "site"
+
+
+class FoldFallbackWarning(UserWarning):
+    """A fitted step could not estimate what it promises from the rows it was given
+    (too few controls for normative scores or a site's ComBat effects, a site
+    unseen in fit) and used a weaker estimate, which the message names. Small
+    cross-validation folds raise it often; training records each one in the run
+    (see :func:`recording_fallbacks`) instead of printing it per fold."""
+
+
+@contextmanager
+def recording_fallbacks() -> Iterator[list[str]]:
+    """Collect the :class:`FoldFallbackWarning` messages raised inside the block
+    (every one, not only the first per place); other warnings are shown as usual.
+
+    Examples
+    --------
+    >>> with recording_fallbacks() as seen:
+    ...     warnings.warn("ComBat: site B had 1 'HC' row", FoldFallbackWarning)
+    >>> seen
+    ["ComBat: site B had 1 'HC' row"]
+    """
+    seen: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FoldFallbackWarning)
+        yield seen
+    for w in caught:
+        if issubclass(w.category, FoldFallbackWarning):
+            seen.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 class ColumnChecker(TransformerMixin, BaseEstimator):

@@ -21,8 +21,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from features.dictionary import IMAGING_PREFIXES
 from models.estimators import (
     SITE,
+    FoldFallbackWarning,
     checked_covariates,
     covariate_design,
     covariate_means,
@@ -30,7 +32,6 @@ from models.estimators import (
     reference_rows,
 )
 
-IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_")
 UNSEEN = "site_unseen"
 
 
@@ -147,7 +148,7 @@ class ComBat(TransformerMixin, BaseEstimator):
                 f"had fewer than {self.min_reference} {self.reference!r} rows with a "
                 "value; their site effects were estimated from all their rows, so "
                 "their disease mix can bias them.",
-                UserWarning,
+                FoldFallbackWarning,
                 stacklevel=2,
             )
         return self
@@ -192,7 +193,7 @@ class ComBat(TransformerMixin, BaseEstimator):
                 f"flagged in column {UNSEEN!r}; their imaging features keep their "
                 "scanner offsets. Retrain with data from those sites to harmonise "
                 "them.",
-                UserWarning,
+                FoldFallbackWarning,
                 stacklevel=2,
             )
         for s, cols in partial.items():
@@ -200,7 +201,7 @@ class ComBat(TransformerMixin, BaseEstimator):
                 f"ComBat: site {s} had no training values of {len(cols)} feature(s) "
                 f"({', '.join(cols[:5])}{' ...' if len(cols) > 5 else ''}); those "
                 "values were passed through unharmonised.",
-                UserWarning,
+                FoldFallbackWarning,
                 stacklevel=2,
             )
         return out

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 #: Version of what training registers beside a LockedModel (its model card);
 #: serving refuses another. Bump it when the card's keys or meaning change.
-BUNDLE_FORMAT = 2
+BUNDLE_FORMAT = 3
 
 
 class LockedModel(ClassifierMixin, BaseEstimator):

@@ -17,14 +17,15 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from features.dictionary import IMAGING_PREFIXES
 from models.estimators import (
+    FoldFallbackWarning,
     checked_covariates,
     covariate_design,
     covariate_means,
     prefixed_columns,
     reference_rows,
 )
-from models.harmonize import IMAGING_PREFIXES
 
 NORMATIVE_PREFIXES = (*IMAGING_PREFIXES, "nfl_pg_ml", "chi3l1_ng_ml")
 CONCENTRATIONS = ("nfl_pg_ml", "chi3l1_ng_ml")
@@ -130,7 +131,7 @@ class NormativeZ(TransformerMixin, BaseEstimator):
                 f"({', '.join(fallback[:5])}{' ...' if len(fallback) > 5 else ''}); "
                 "they are scored against the mean and SD of all training rows, "
                 "unadjusted for age and sex. Add control data or lower min_reference.",
-                UserWarning,
+                FoldFallbackWarning,
                 stacklevel=2,
             )
         return self

@@ -9,6 +9,7 @@ Hyperparameter search spaces live next to the factory that uses them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sklearn.impute import SimpleImputer
@@ -56,6 +57,43 @@ SKEWED = (
     "months_since_onset",
     "alsfrs_r_progression_rate",
 )
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """Everything :func:`make_pipeline` needs besides the family, its
+    hyperparameters and the columns: built once per training run and passed down
+    to every fold, search and assessment step (see its parameters there)."""
+
+    calibrate: str | None = "sigmoid"
+    harmonize: bool = True
+    normative: bool = True
+    reference: str | None = "HC"
+    covariates: tuple[str, ...] = ("age", "male")
+    covariates_as_features: bool = True
+    seed: int = 0
+
+    def build(
+        self, family: str, params: dict[str, Any], columns: list[str]
+    ) -> Pipeline:
+        """The unfitted pipeline of ``family`` with ``params`` over ``columns``."""
+        return make_pipeline(
+            family,
+            params,
+            columns,
+            self.seed,
+            calibrate=self.calibrate,
+            harmonize=self.harmonize,
+            normative=self.normative,
+            reference=self.reference,
+            covariates=self.covariates,
+            covariates_as_features=self.covariates_as_features,
+        )
+
+    def uncalibrated(self) -> PipelineSpec:
+        """This spec without the calibration wrapper (3x cheaper to fit): the
+        inner search and the assessment's quick comparisons use it."""
+        return replace(self, calibrate=None)
 
 
 def make_pipeline(

@@ -29,6 +29,7 @@ from serve.config import DEFAULT_TRACKING_URI
 REQUIRED_METADATA = (
     "bundle_format",
     "classes",
+    "mimics",
     "feature_columns",
     "schema",
     "family",
@@ -70,6 +71,11 @@ class Bundle:
     @property
     def classes(self) -> list[str]:
         return [str(c) for c in self.metadata["classes"]]
+
+    @property
+    def mimics(self) -> list[str]:
+        """The classes the model was trained to count as ALS mimics."""
+        return [str(c) for c in self.metadata["mimics"]]
 
     @property
     def feature_columns(self) -> list[str]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.dictionary import describe
+from features.dictionary import modality_of
 from serve.bundle import SITE, Bundle
 
 
@@ -177,12 +177,6 @@ def top_contributions(
         }
         for j in idx
     ]
-
-
-def modality_of(feature: str) -> str:
-    """The modality of a feature column, from the features data dictionary."""
-    entry = describe(feature)
-    return entry.modality if entry is not None else "other"
 
 
 def importance(exp: Explanation) -> tuple[pd.Series, pd.Series]:

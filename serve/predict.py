@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.decision import als_vs_mimics, in_set, join_labels, set_labels
 from serve.bundle import SITE, Bundle, load_bundle
 
 ID_COLUMNS = ("participant_id", "session")
-REFERENCE_CLASSES = ("ALS", "HC")  # the rest of a task's classes are ALS mimics
 
 
 def predict(
@@ -45,8 +45,10 @@ def predict(
     DataFrame
         One row per input row, in order: ``participant_id`` and ``session`` (when
         given), ``p_<CLASS>`` per class, ``predicted_class``, ``p_als_vs_mimics``
-        (p(ALS) / (p(ALS) + p(mimics)), controls left out), ``prediction_set`` (the
-        class-conditional conformal set at the bundle's alpha, e.g. ``{ALS, MMN}``;
+        (p(ALS) / (p(ALS) + p(mimics)) over the mimics the model was trained with,
+        controls left out; :func:`models.decision.als_vs_mimics`),
+        ``prediction_set`` (the class-conditional conformal set at the bundle's
+        alpha, e.g. ``{ALS, MMN}``;
         ``{}``: like no class), ``ood_score`` (distance to the nearest training
         class, ~N(0, 1) inside one) and ``ood`` (above the training threshold),
         ``unseen_site`` (site absent from training or not given; empty when the
@@ -91,10 +93,9 @@ def score_frame(
         out[f"p_{c}"] = proba[:, j]
     best = np.asarray(classes, dtype=object)[np.nan_to_num(proba).argmax(axis=1)]
     out["predicted_class"] = pd.array(np.where(ok, best, None), dtype="string")
-    out["p_als_vs_mimics"] = als_vs_mimics(proba, classes)
-    limits = np.array([bundle.metadata["conformal"]["thresholds"][c] for c in classes])
-    member = (1.0 - proba) <= limits[None, :]
-    sets = _join(member, classes, "{", ", ", "}")
+    out["p_als_vs_mimics"] = als_vs_mimics(proba, classes, bundle.mimics)
+    limits = [bundle.metadata["conformal"]["thresholds"][c] for c in classes]
+    sets = set_labels(in_set(proba, limits), classes)
     out["prediction_set"] = pd.array(np.where(ok, sets, None), dtype="string")
     threshold = getattr(bundle.model.detector_, "threshold_", np.inf)
     out["ood_score"] = score
@@ -111,35 +112,10 @@ def score_frame(
     flags = [c for c in frame.columns if c.startswith("has_")]
     used = frame[flags].to_numpy(dtype=float, na_value=0.0) == 1.0
     labels = [c.removeprefix("has_") for c in flags]
-    out["modalities_used"] = _join(used, labels, "", ",", "")
+    out["modalities_used"] = join_labels(used, labels)
     out["model"] = bundle.version
     out["error"] = errors
     return out
-
-
-def _join(member: np.ndarray, names: list[str], left: str, sep: str, right: str):
-    """Per row, the names whose column is True, joined: one join per distinct
-    combination (there are few), not one per row."""
-    codes = member.astype(np.int64) @ (1 << np.arange(member.shape[1], dtype=np.int64))
-    combos, inverse = np.unique(codes, return_inverse=True)
-    text = [
-        left + sep.join(n for j, n in enumerate(names) if code >> j & 1) + right
-        for code in combos
-    ]
-    return np.asarray(text, dtype=object)[inverse.ravel()]
-
-
-def als_vs_mimics(proba: np.ndarray, classes: list[str]) -> np.ndarray:
-    """p(ALS) / (p(ALS) + p(mimics)): ALS against the task's other patient classes.
-
-    NaN when the task has no ALS class or no mimic class.
-    """
-    mimics = [k for k, c in enumerate(classes) if c not in REFERENCE_CLASSES]
-    if "ALS" not in classes or not mimics:
-        return np.full(len(proba), np.nan)
-    als = proba[:, classes.index("ALS")]
-    with np.errstate(all="ignore"):
-        return als / (als + proba[:, mimics].sum(axis=1))
 
 
 def prepare_input(

@@ -36,9 +36,10 @@ def trained(tmp_path_factory, small_cohort):
         n_jobs=1,
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
         optuna_storage=f"sqlite:///{root / 'optuna.db'}",
+        cache_dir=root / "cache",
     )
     cwd = Path.cwd()
-    os.chdir(root)  # feature cache and artifacts land in the temp run folder
+    os.chdir(root)  # artifacts land in the temp run folder
     try:
         result = run(cfg)
     finally:

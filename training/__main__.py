@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from models.estimators import FoldFallbackWarning
 from training.config import DEFAULT_TRACKING_URI, TASKS, TrainConfig
 
 log = logging.getLogger("training")
@@ -60,6 +61,12 @@ _OPTIONS = {
     "--experiment": ("experiment", str, "MLflow experiment"),
     "--model-name": ("model_name", str, "registered model name"),
     "--jobs": ("n_jobs", int, "parallel outer folds"),
+    "--cache-dir": (
+        "cache_dir",
+        Path,
+        "where extracted cohort features are cached (default "
+        "$ALSDX_CACHE_DIR/features or ~/.cache/als-mimics-dx/features)",
+    ),
 }
 _LISTS = {
     "--models": ("models", "model families"),
@@ -131,10 +138,9 @@ def parse(
 def main(argv: list[str] | None = None) -> int:
     """Run training; returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # Small training folds make the per-fold fallbacks (ComBat, normative scores,
-    # calibration) warn many times; set PYTHONWARNINGS yourself to see them.
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
-    warnings.filterwarnings("ignore", category=UserWarning)
+    # The fitted steps' fallbacks on small folds are counted into the run's notes
+    # (run_notes.json) rather than printed once per fold; other warnings show.
+    warnings.filterwarnings("ignore", category=FoldFallbackWarning)
     for noisy in ("mlflow", "alembic", "optuna"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

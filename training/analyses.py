@@ -26,7 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, roc_curve
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from features.dictionary import describe
+from features.dictionary import UNDOCUMENTED, modality_of
+from training.evaluation import auc
 
 #: (name, positive classes, negative classes): the clinical questions of the sources.
 DEFAULT_CONTRASTS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
@@ -73,15 +74,6 @@ def _check_classes(classes: Sequence[str], known: set, where: str) -> None:
         )
 
 
-def _rank_auc(values: np.ndarray, is_pos: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUC of each row of ``values`` (ties count one half)."""
-    ranks = stats.rankdata(values, axis=-1)
-    n_pos = int(is_pos.sum())
-    n_neg = is_pos.size - n_pos
-    u = ranks[..., is_pos].sum(axis=-1) - n_pos * (n_pos + 1) / 2
-    return u / (n_pos * n_neg)
-
-
 def _as_list(classes: str | Sequence[str]) -> list[str]:
     return [classes] if isinstance(classes, str) else list(classes)
 
@@ -117,7 +109,7 @@ def _one_univariate(x, is_pos, n_boot, rng, specificity) -> dict:
     row = {"n_pos": n_pos, "n_neg": n_neg}
     if n_pos == 0 or n_neg == 0:
         return row
-    raw = float(_rank_auc(x, is_pos))
+    raw = float(auc(x, is_pos))
     sign = 1.0 if raw >= 0.5 else -1.0
     s = sign * x
     pos, neg = s[is_pos], s[~is_pos]
@@ -125,7 +117,7 @@ def _one_univariate(x, is_pos, n_boot, rng, specificity) -> dict:
         [rng.choice(pos, (n_boot, n_pos)), rng.choice(neg, (n_boot, n_neg))], axis=1
     )
     flags = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
-    lo, hi = np.percentile(_rank_auc(boot, flags), [2.5, 97.5])
+    lo, hi = np.percentile(auc(boot, flags), [2.5, 97.5])
     fpr, tpr, thr = roc_curve(is_pos, s)
     ok = np.flatnonzero(fpr <= 1.0 - specificity + 1e-12)
     best = ok[np.argmax(tpr[ok])]
@@ -351,9 +343,7 @@ def _splits(y, cv, seed, groups):
 def _macro_auc(proba: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
     """Macro one-vs-rest AUC (the positive column alone when binary)."""
     cols = classes if len(classes) > 2 else classes[1:]
-    return float(
-        np.mean([_rank_auc(proba[:, list(classes).index(c)], y == c) for c in cols])
-    )
+    return float(np.mean([auc(proba[:, list(classes).index(c)], y == c) for c in cols]))
 
 
 def missingness_leak(
@@ -434,7 +424,7 @@ def missingness_leak(
         fitted = clone(model).fit(X[train], y[train])
         idx = np.searchsorted(classes, fitted.classes_)
         proba[np.ix_(test, idx)] = fitted.predict_proba(X[test])
-    auc = _macro_auc(proba, y, classes)
+    macro = _macro_auc(proba, y, classes)
     rng = np.random.default_rng(seed)
     by_class = [np.flatnonzero(y == c) for c in classes]
     boot = [
@@ -456,18 +446,18 @@ def missingness_leak(
     hi_c, lo_c = (f(rates[worst], key=rates[worst].get) for f in (max, min))
     summary = (
         f"availability alone {'PREDICTS' if leaks else 'does not predict'} the "
-        f"diagnosis: macro AUC {auc:.2f} (95 % CI {lo:.2f}-{hi:.2f}; chance 0.50); "
+        f"diagnosis: macro AUC {macro:.2f} (95 % CI {lo:.2f}-{hi:.2f}; chance 0.50); "
         f"most uneven: {worst} ({hi_c} {rates[worst][hi_c]:.0%}, "
         f"{lo_c} {rates[worst][lo_c]:.0%})"
     )
     return {
-        "macro_auc": auc,
+        "macro_auc": macro,
         "macro_auc_ci": (lo, hi),
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "chance_macro_auc": 0.5,
         "chance_balanced_accuracy": 1.0 / len(classes),
         "per_class_auc": {
-            str(c): float(_rank_auc(proba[:, k], y == c)) for k, c in enumerate(classes)
+            str(c): float(auc(proba[:, k], y == c)) for k, c in enumerate(classes)
         },
         "availability_by_class": rates,
         "columns": cols,
@@ -475,25 +465,6 @@ def missingness_leak(
         "leaks": leaks,
         "summary": summary,
     }
-
-
-#: The modality of columns without a data-dictionary entry (a lab's own names).
-UNDOCUMENTED = "undocumented"
-
-
-def modality_of(column: str) -> str:
-    """The modality a feature column belongs to, from the data dictionary
-    (``features/dictionary.py``); :data:`UNDOCUMENTED` for a column it lacks.
-
-    Examples
-    --------
-    >>> [modality_of(c) for c in ("fs_m1_precuneus_ratio", "nfl_pg_ml", "has_dti")]
-    ['freesurfer', 'serum', 'availability']
-    >>> [modality_of(c) for c in ("muscle_atrophy_n_sides", "age", "CST_FA (7T)")]
-    ['peripheral_mri', 'demographics', 'undocumented']
-    """
-    entry = describe(column)
-    return entry.modality if entry is not None else UNDOCUMENTED
 
 
 def availability(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

@@ -11,6 +11,7 @@ biomarker analyses of the source studies. Figures are returned for logging.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,16 +20,23 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from models.pipelines import make_pipeline
+from features.dictionary import IMAGING_PREFIXES
+from models.decision import POSITIVE
+from models.estimators import FoldFallbackWarning
+from models.pipelines import PipelineSpec
 from training import analyses, conformal, plots
 from training.baselines import BASELINES, CRITERIA_COLUMNS
-from training.config import TrainConfig
-from training.evaluation import Evaluation, decision_curve, evaluate, permutation_test
-from training.metrics import score
+from training.config import AssessmentSpec, CVSpec
+from training.evaluation import (
+    Evaluation,
+    decision_curve,
+    evaluate,
+    permutation_test,
+    score,
+)
 from training.nested_cv import NestedResult
 
 log = logging.getLogger(__name__)
-IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_")
 
 
 @dataclass
@@ -116,22 +124,26 @@ def assess(
     classes: list[str],
     result: NestedResult,
     params: dict,
-    cfg: TrainConfig,
-    options: dict[str, Any],
+    pipeline: PipelineSpec,
+    cv: CVSpec,
+    spec: AssessmentSpec,
 ) -> Assessment:
-    """Assess the champion ``result`` (family tuned to ``params`` on all data,
-    pipelines built with ``options``); every optional step runs when its inputs
-    exist and is otherwise recorded in ``skipped``."""
+    """Assess the champion ``result`` (its family tuned to ``params`` on all data;
+    comparison pipelines built as ``pipeline`` says, on the outer folds of ``cv``);
+    every optional step runs when its inputs exist and is otherwise recorded in
+    ``skipped``."""
     X, y = data.X, data.y
     steps = _Steps()
     sites = data.table["site"].to_numpy() if "site" in data.table else None
-    mimics = tuple(c for c in cfg.mimics if c in classes)
-    boot = {"n_boot": cfg.n_bootstrap, "seed": cfg.seed}
+    mimics = cv.mimics
+    boot = {"n_boot": spec.n_bootstrap, "seed": cv.seed}
     ev = evaluate(y, result.oof_proba, classes, sites=sites, mimics=mimics, **boot)
-    folds = _fold_ids(result, len(y), cfg.outer_folds)
-    sets = conformal.cross_conformal_oof(y, result.oof_proba, folds, classes, cfg.alpha)
+    folds = _fold_ids(result, len(y), cv.outer_folds)
+    sets = conformal.cross_conformal_oof(
+        y, result.oof_proba, folds, classes, spec.alpha
+    )
     coverage = conformal.coverage(y, sets, classes)
-    locked = conformal.fit_conformal(y, result.oof_proba, classes, cfg.alpha)
+    locked = conformal.fit_conformal(y, result.oof_proba, classes, spec.alpha)
     predictions = pd.DataFrame(result.oof_proba, columns=[f"p_{c}" for c in classes])
     predictions.insert(0, "conformal_set", conformal.as_strings(sets))
     predictions.insert(0, "label", y)
@@ -149,24 +161,27 @@ def assess(
             found.baselines[name] = ev_b
     found.decision = steps.run(
         "decision curve",
-        lambda: decision_curve(y == "ALS", result.oof_proba[:, classes.index("ALS")]),
-        None if "ALS" in classes else "the task has no ALS class",
+        lambda: decision_curve(
+            y == POSITIVE, result.oof_proba[:, classes.index(POSITIVE)]
+        ),
+        None if POSITIVE in classes else f"the task has no {POSITIVE} class",
     )
+    # Uncalibrated: these comparisons are of discrimination (AUC), which
+    # calibration does not change, at a third of the cost.
+    fast = pipeline.uncalibrated()
 
     def quick(columns: list[str], labels=y) -> dict[str, float]:
-        def make():
-            # Uncalibrated: these comparisons are of discrimination (AUC), which
-            # calibration does not change, at a third of the cost.
-            return make_pipeline(
-                result.family,
-                params,
-                columns,
-                seed=cfg.seed,
-                **{**options, "calibrate": None},
+        with warnings.catch_warnings():
+            # the nested CV recorded the steps' fallbacks on these same folds
+            warnings.simplefilter("ignore", FoldFallbackWarning)
+            proba = _cross_validate(
+                lambda: fast.build(result.family, params, columns),
+                X[columns],
+                labels,
+                folds,
+                classes,
             )
-
-        proba = _cross_validate(make, X[columns], labels, folds, classes)
-        return score(labels, proba, classes)
+        return score(labels, proba, classes, mimics)
 
     subsets = analyses.modality_subsets(
         [c for c in X.columns if c not in data.covariates]
@@ -177,7 +192,7 @@ def assess(
     }
 
     def modality_value():
-        scores = Parallel(n_jobs=cfg.n_jobs)(
+        scores = Parallel(n_jobs=cv.n_jobs)(
             delayed(quick)(cols) for cols in subsets.values()
         )
         value = pd.DataFrame(scores, index=list(subsets)).rename_axis("features")
@@ -192,20 +207,20 @@ def assess(
         if n_modalities >= 2
         else f"{n_modalities} modality among the features: nothing to compare",
     )
-    if cfg.n_permutations:
+    if spec.n_permutations:
 
         def permutation():
             observed, p, null = permutation_test(
                 lambda labels: quick(list(X.columns), labels)["macro_auc"],
                 y,
-                n_permutations=cfg.n_permutations,
-                seed=cfg.seed,
+                n_permutations=spec.n_permutations,
+                seed=cv.seed,
             )
             return {
                 "observed_macro_auc": observed,
                 "p_value": p,
                 "null_mean": float(np.mean(null)),
-                "n_permutations": float(cfg.n_permutations),
+                "n_permutations": float(spec.n_permutations),
             }
 
         found.permutation = steps.run("permutation test", permutation)
@@ -213,9 +228,7 @@ def assess(
     varies = [c for c in present.columns if present[c].nunique() > 1]
     found.leak = steps.run(
         "missingness check",
-        lambda: analyses.missingness_leak(
-            present, y, groups=data.groups, seed=cfg.seed
-        ),
+        lambda: analyses.missingness_leak(present, y, groups=data.groups, seed=cv.seed),
         None
         if varies
         else "every subject has every modality: availability cannot leak the label",
@@ -224,7 +237,7 @@ def assess(
     numeric = [c for c in X.columns if not c.startswith("has_") and c != "site"]
     found.univariate = steps.run(
         "univariate table",
-        lambda: analyses.univariate_table(table, numeric, n_boot=200, seed=cfg.seed),
+        lambda: analyses.univariate_table(table, numeric, n_boot=200, seed=cv.seed),
         None
         if analyses.default_contrasts(set(data.diagnosis))
         else "no contrast of the source studies has both of its sides",
@@ -234,7 +247,7 @@ def assess(
     )
     imaging = [c for c in numeric if c.startswith(IMAGING_PREFIXES)]
     severity = [s for s in analyses.SEVERITY if s in table]
-    within = "ALS" if "ALS" in set(data.diagnosis) else None
+    within = POSITIVE if POSITIVE in set(data.diagnosis) else None
     unmet = None
     if not imaging:
         unmet = f"no imaging columns (prefixes {', '.join(IMAGING_PREFIXES)})"

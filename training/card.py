@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import warnings
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 
-from features.dictionary import describe, value_range
+from features.dictionary import describe, modality_of, value_range
 from models.estimators import SITE
 from models.locked import BUNDLE_FORMAT
 
@@ -37,20 +38,69 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 MIN_CLUSTER = 10  # a background row summarises at least this many subjects
 
 
+@dataclass(frozen=True)
+class CardFacts:
+    """What the model card states about how a model was made, beside what it
+    computes from the fitted model and its training rows.
+
+    Attributes
+    ----------
+    family, task : str
+        The model family and the training task.
+    classes, mimics : tuple of str
+        The classes (column order of the probabilities) and those counted as ALS
+        mimics (:mod:`models.decision`; serving reads them back).
+    conformal : dict
+        ``alpha``, per-class ``thresholds`` (and ``coverage`` when measured).
+    sites : tuple of str
+        Acquisition sites seen in training.
+    reference : str or None
+        The control class of the reference statistics.
+    seed : int
+        Seed of the background's clustering.
+    simulated : bool
+        Trained on a simulated cohort (shown as a banner by every report).
+    params, metrics, metrics_ci : dict
+        Tuned hyperparameters; nested-CV metrics and their bootstrap CIs.
+    data_source, data_fingerprint : str
+        Where the training data came from, and a hash of it.
+    input_mapping : dict or None
+        How a ready-made table's columns and codes were read
+        (:class:`features.mapping.InputMapping`).
+    source_columns : tuple of str
+        The columns of the training table.
+    adjustment : dict
+        Covariates of each fitted adjustment step (read from the fitted steps).
+    notes : tuple of str
+        What the data could not give.
+    """
+
+    family: str
+    task: str
+    classes: tuple[str, ...]
+    mimics: tuple[str, ...]
+    conformal: dict[str, Any]
+    sites: tuple[str, ...] = ()
+    reference: str | None = "HC"
+    seed: int = 0
+    simulated: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_ci: dict[str, Any] = field(default_factory=dict)
+    data_source: str = ""
+    data_fingerprint: str = ""
+    input_mapping: dict[str, Any] | None = None
+    source_columns: tuple[str, ...] = ()
+    adjustment: dict[str, list[str]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
 def model_card(
     model,
     X: pd.DataFrame,
     y: np.ndarray,
-    *,
-    family: str,
-    task: str,
-    classes: list[str],
-    conformal: dict[str, Any],
-    sites: list[str],
-    reference: str | None = "HC",
+    facts: CardFacts,
     oof_proba: np.ndarray | None = None,
-    seed: int = 0,
-    **extra: Any,
 ) -> dict[str, Any]:
     """The metadata registered with a fitted :class:`~models.locked.LockedModel`.
 
@@ -60,32 +110,24 @@ def model_card(
         Fitted on ``X``, ``y``.
     X, y : DataFrame, ndarray
         The training rows and labels.
-    family, task, classes : str, str, list of str
-        What the model is.
-    conformal : dict
-        ``alpha``, per-class ``thresholds`` (and ``coverage`` when measured).
-    sites : list of str
-        Acquisition sites seen in training.
-    reference : str or None
-        The control class of the reference statistics.
+    facts : CardFacts
+        How the model was made.
     oof_proba : ndarray, optional
-        Out-of-fold probabilities of ``X`` (columns in ``classes`` order), for the
-        calibration table.
-    seed : int
-        Seed of the background's clustering.
-    **extra
-        Further entries (metrics, data source, ...).
+        Out-of-fold probabilities of ``X`` (columns in ``facts.classes`` order),
+        for the calibration table.
     """
     detector = model.detector_
-    card = {
+    classes = list(facts.classes)
+    return {
         "bundle_format": BUNDLE_FORMAT,
-        "family": family,
-        "task": task,
-        "classes": list(classes),
+        "family": facts.family,
+        "task": facts.task,
+        "classes": classes,
+        "mimics": list(facts.mimics),
         "feature_columns": list(X.columns),
         "schema": schema(X),
-        "conformal": conformal,
-        "sites": list(sites),
+        "conformal": facts.conformal,
+        "sites": list(facts.sites),
         "training_subjects": len(y),
         "class_counts": {c: int((np.asarray(y) == c).sum()) for c in classes},
         "ood": None
@@ -96,13 +138,22 @@ def model_card(
             "training_flag_rate": detector.training_flag_rate_,
             "n_features": len(detector.features_),
         },
-        "reference": reference_statistics(X, y, reference),
-        "background": background(X, y, seed=seed),
+        "reference": reference_statistics(X, y, facts.reference),
+        "background": background(X, y, seed=facts.seed),
         "calibration": {} if oof_proba is None else calibration(y, oof_proba, classes),
         "packages": package_versions(),
+        "seed": facts.seed,
+        "params": dict(facts.params),
+        "nested_cv_metrics": dict(facts.metrics),
+        "nested_cv_metrics_ci": dict(facts.metrics_ci),
+        "data_source": facts.data_source,
+        "data_fingerprint": facts.data_fingerprint,
+        "trained_on_simulated_data": facts.simulated,
+        "input_mapping": facts.input_mapping,
+        "source_columns": list(facts.source_columns),
+        "adjustment": dict(facts.adjustment),
+        "notes": list(facts.notes),
     }
-    card.update(extra)
-    return card
 
 
 def schema(X: pd.DataFrame) -> list[dict[str, Any]]:
@@ -116,7 +167,7 @@ def schema(X: pd.DataFrame) -> list[dict[str, Any]]:
                 "name": c,
                 "dtype": "string" if c == SITE else "float",
                 "unit": entry.unit if entry else "",
-                "modality": entry.modality if entry else "undocumented",
+                "modality": modality_of(c),
                 "min": None if lo == -np.inf else lo,
                 "max": None if hi == np.inf else hi,
             }

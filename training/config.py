@@ -7,21 +7,67 @@ subset, command-line options override it, and the result is frozen.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from models.pipelines import MODEL_FAMILIES
+from features.io import cache_root
+from models.decision import CLASSES, MIMICS
+from models.pipelines import MODEL_FAMILIES, PipelineSpec
 
 DEFAULT_COHORT_DIR = Path("data") / "simulated"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 #: Outer-CV repeats and permutations of the CV score below ``small_cohort``.
 SMALL_REPEATS = 5
 SMALL_PERMUTATIONS = 100
-CLASSES = ("ALS", "MMN", "NMO", "MS", "HC")
 TASKS = ("diagnosis", "als_vs_mimics", "contrast")
+#: Keys holding a path.
+PATH_KEYS = ("cohort", "features", "simulated_dir", "cache_dir")
 #: Keys whose TOML value is a table of CODE = VALUE pairs (not a group of keys).
 MAP_KEYS = ("label_map", "sex_map")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """The inner hyperparameter search: Optuna trials over inner folds, studies
+    stored in ``storage_url`` under names starting with ``study_prefix``."""
+
+    n_trials: int
+    inner_folds: int
+    storage_url: str
+    study_prefix: str
+
+
+@dataclass(frozen=True)
+class CVSpec:
+    """The outer cross-validation: folds, repeats, the seed of the splits and of
+    every fitted step, parallel jobs, and the classes its metrics count as mimics."""
+
+    outer_folds: int
+    repeats: int = 1
+    seed: int = 0
+    n_jobs: int = -1
+    mimics: tuple[str, ...] = MIMICS
+
+
+@dataclass(frozen=True)
+class AssessmentSpec:
+    """What the assessment adds to the nested CV: conformal ``alpha``, bootstrap
+    resamples of the CIs and label permutations of the permutation test."""
+
+    alpha: float = 0.1
+    n_bootstrap: int = 1000
+    n_permutations: int = 0
+
+
+@dataclass(frozen=True)
+class RunSpecs:
+    """The typed settings of one run, from :meth:`TrainConfig.specs`."""
+
+    pipeline: PipelineSpec
+    search: SearchSpec
+    cv: CVSpec
+    assessment: AssessmentSpec
 
 
 @dataclass(frozen=True)
@@ -97,11 +143,12 @@ class TrainConfig:
     label_map: tuple[str, ...] = ()
     sex_map: tuple[str, ...] = ()
     simulated_dir: Path = DEFAULT_COHORT_DIR
+    cache_dir: Path = field(default_factory=lambda: cache_root() / "features")
     n_subjects: int = 400
     seed: int = 0
     task: str = "diagnosis"
     classes: tuple[str, ...] = CLASSES
-    mimics: tuple[str, ...] = ("MMN", "NMO", "MS")
+    mimics: tuple[str, ...] = MIMICS
     contrast: tuple[str, ...] = ("ALS", "MMN")
     models: tuple[str, ...] = ("logreg", "xgboost")
     outer_folds: int = 5
@@ -214,23 +261,34 @@ class TrainConfig:
                 )
         return replace(self, repeats=repeats, n_permutations=perms), notes
 
-    def pipeline_options(
-        self, labels: set[str], covariates: tuple[str, ...]
-    ) -> dict[str, object]:
-        """Keyword arguments of ``models.pipelines.make_pipeline`` for this run.
+    def specs(
+        self, labels: set[str], covariates: tuple[str, ...], study_prefix: str
+    ) -> RunSpecs:
+        """The typed settings each stage below ``run()`` receives, built once.
 
         Harmonisation and normative scores use the controls as reference when the
         task's labels include them, else every training row (``reference=None``);
         they adjust for ``covariates`` (those of ``self.covariates`` the data have).
         """
-        return {
-            "calibrate": None if self.calibrate == "none" else self.calibrate,
-            "harmonize": self.harmonize,
-            "normative": self.normative,
-            "reference": "HC" if "HC" in labels else None,
-            "covariates": tuple(covariates),
-            "covariates_as_features": self.covariates_as_features,
-        }
+        pipeline = PipelineSpec(
+            calibrate=None if self.calibrate == "none" else self.calibrate,
+            harmonize=self.harmonize,
+            normative=self.normative,
+            reference="HC" if "HC" in labels else None,
+            covariates=tuple(covariates),
+            covariates_as_features=self.covariates_as_features,
+            seed=self.seed,
+        )
+        search = SearchSpec(
+            self.n_trials, self.inner_folds, self.optuna_storage, study_prefix
+        )
+        cv = CVSpec(
+            self.outer_folds, self.repeats or 1, self.seed, self.n_jobs, self.mimics
+        )
+        assessment = AssessmentSpec(
+            self.alpha, self.n_bootstrap, self.n_permutations or 0
+        )
+        return RunSpecs(pipeline, search, cv, assessment)
 
     def task_classes(self) -> tuple[str, ...]:
         """Labels the model is trained on for this task."""
@@ -279,7 +337,7 @@ class TrainConfig:
                 value = tuple(f"{k}={v}" for k, v in value.items())
             elif isinstance(default, tuple) or key in ("models", "classes"):
                 value = tuple(value)
-            elif key in ("cohort", "features", "simulated_dir") and value is not None:
+            elif key in PATH_KEYS and value is not None:
                 value = Path(value)
             coerced[key] = value
         return replace(self, **coerced)

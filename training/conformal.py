@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models.decision import format_set, in_set, nonconformity
 from training.evaluation import check_proba
 
 
@@ -36,7 +37,7 @@ def as_strings(sets: Sequence[tuple]) -> list[str]:
     >>> as_strings([("ALS", "MMN"), ()])
     ['{ALS, MMN}', '{}']
     """
-    return ["{" + ", ".join(str(c) for c in s) + "}" for s in sets]
+    return [format_set(s) for s in sets]
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,7 @@ class ConformalSets:
     def predict_mask(self, proba) -> np.ndarray:
         """Boolean membership matrix, shape (n_subjects, n_classes)."""
         proba, _, _ = check_proba(proba, self.classes)
-        thr = np.array([self.thresholds[c] for c in self.classes])
-        return (1.0 - proba) <= thr
+        return in_set(proba, [self.thresholds[c] for c in self.classes])
 
     def predict(self, proba) -> list[tuple]:
         """Prediction set of each subject: the classes in ``classes`` order.
@@ -128,7 +128,7 @@ def fit_conformal(
     proba, classes, y = check_proba(proba_cal, classes, y_cal)
     thresholds, counts, notes = {}, {}, []
     for j, c in enumerate(classes):
-        scores = np.sort(1.0 - proba[y == c, j])
+        scores = np.sort(nonconformity(proba[y == c, j]))
         n_c = len(scores)
         counts[c] = n_c
         k = math.ceil(

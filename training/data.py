@@ -16,7 +16,6 @@ from features.io import read_table, write_table
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
-CACHE_DIR = Path("outputs") / "cache"
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,13 @@ def extractor_version() -> str:
     return digest.hexdigest()[:8]
 
 
-def _extracted(cohort_dir: Path, n_jobs: int) -> tuple[pd.DataFrame, str]:
-    """The features table of a cohort, from the cache when neither its files nor
-    the extractor changed."""
+def _extracted(
+    cohort_dir: Path, n_jobs: int, cache_dir: Path
+) -> tuple[pd.DataFrame, str]:
+    """The features table of a cohort, from ``cache_dir`` when neither its files
+    nor the extractor changed."""
     fingerprint = cohort_fingerprint(cohort_dir)
-    cache = CACHE_DIR / f"features-{fingerprint}-{extractor_version()}.parquet"
+    cache = Path(cache_dir) / f"features-{fingerprint}-{extractor_version()}.parquet"
     if cache.exists():
         log.info("reusing extracted features %s", cache)
         return pd.read_parquet(cache), fingerprint
@@ -129,7 +130,7 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
         cohort_dir = cfg.cohort or default_cohort(
             cfg.simulated_dir, cfg.n_subjects, cfg.seed
         )
-        table, fingerprint = _extracted(Path(cohort_dir), cfg.n_jobs)
+        table, fingerprint = _extracted(Path(cohort_dir), cfg.n_jobs, cfg.cache_dir)
         source = str(cohort_dir)
     return prepare(table, cfg, source, fingerprint, cohort_dir)
 

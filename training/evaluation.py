@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from models.decision import MIMICS, POSITIVE, als_vs_mimics, mimic_columns
 
 _EPS = np.finfo(float).eps  # log-loss clip, as scikit-learn does
 _SUM_TOL = 1e-2  # rows rounded in a CSV still pass; logits or column subsets do not
@@ -123,7 +126,7 @@ class _Cases:
         y: np.ndarray,
         proba: np.ndarray,
         pos: int | None = None,
-        mimics: Sequence[int] = (),
+        vs_mimics: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         n, self.k = proba.shape
         self.y = y
@@ -140,11 +143,9 @@ class _Cases:
         self.contrasts = []
         if pos is not None:
             self.contrasts.append((self.groups[pos], y == pos, np.ones(n)))
-            if mimics:
-                other = proba[:, list(mimics)].sum(axis=1)
-                ratio = proba[:, pos] / np.clip(proba[:, pos] + other, 1e-300, None)
-                rows = np.isin(y, [pos, *mimics]).astype(float)
-                self.contrasts.append((_ranks(ratio), y == pos, rows))
+            if vs_mimics is not None:  # (ALS-vs-mimics probability, rows taking part)
+                ratio, rows = vs_mimics
+                self.contrasts.append((_ranks(ratio), y == pos, rows.astype(float)))
 
     def auc(self, j: int, w: np.ndarray) -> float:
         """Weighted AUC of class j vs rest by column j."""
@@ -229,8 +230,7 @@ def evaluate(
     classes: Sequence,
     *,
     sites=None,
-    positive: str = "ALS",
-    mimics: Sequence[str] = ("MMN", "NMO", "MS"),
+    mimics: Sequence[str] = MIMICS,
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
@@ -257,13 +257,12 @@ def evaluate(
     sites : array-like of shape (n_subjects,), optional
         Acquisition site per subject; adds ``per_site`` (an empty site, None or
         NaN, is the row ``"missing"``).
-    positive : str, default="ALS"
-        Class of the ``<positive>_vs_rest_auc`` row; the row is omitted when the
-        class is not in ``classes``.
     mimics : sequence of str, default=("MMN", "NMO", "MS")
-        The ``<positive>_vs_mimics_auc`` row ranks ``positive`` against these
-        classes only (controls left out) by ``p_pos / (p_pos + sum p_mimics)``, as
-        :func:`training.metrics.score` does; omitted when none is in ``classes``.
+        The classes counted as mimics (the pooled ``mimic`` class always is). The
+        ``als_vs_rest_auc`` row ranks ALS against everyone by ``p_ALS``;
+        ``als_vs_mimics_auc`` ranks ALS against the mimics only (controls left out)
+        by :func:`models.decision.als_vs_mimics`. Each row is omitted when its
+        classes are not in ``classes``.
     n_boot : int, default=1000
         Bootstrap resamples; 0 gives NaN CIs.
     seed : int, default=0
@@ -300,15 +299,17 @@ def evaluate(
                 "pass one site per subject."
             )
     y_idx = _codes(y, classes)
-    pos = classes.index(positive) if positive in classes else None
-    mimic_cols = [classes.index(c) for c in mimics if c in classes and c != positive]
-    contrasts = []
+    pos = classes.index(POSITIVE) if POSITIVE in classes else None
+    contrasts, vs_mimics = [], None
     if pos is not None:
-        contrasts.append(f"{str(positive).lower()}_vs_rest_auc")
+        contrasts.append("als_vs_rest_auc")
+        mimic_cols = mimic_columns(classes, mimics)
         if mimic_cols:
-            contrasts.append(f"{str(positive).lower()}_vs_mimics_auc")
+            contrasts.append("als_vs_mimics_auc")
+            rows = np.isin(y_idx, [pos, *mimic_cols])
+            vs_mimics = (np.nan_to_num(als_vs_mimics(proba, classes, mimics)), rows)
     names = _names(classes, contrasts)
-    cases = _Cases(y_idx, proba, pos, mimic_cols if pos is not None else ())
+    cases = _Cases(y_idx, proba, pos, vs_mimics)
     n = len(y_idx)
     estimate = np.asarray(cases.values(np.ones(n)))
 
@@ -339,6 +340,50 @@ def evaluate(
     )
     per_site = None if sites is None else _per_site(y_idx, proba, sites)
     return Evaluation(metrics, confusion, per_site)
+
+
+def score(
+    y, proba, classes: Sequence, mimics: Sequence[str] = MIMICS
+) -> dict[str, float]:
+    """Point estimates of the summary metrics, no bootstrap: balanced accuracy,
+    macro AUC, ALS-vs-rest and ALS-vs-mimics AUC, Brier score, log loss and ECE
+    (those that are defined), as :func:`evaluate` computes them.
+
+    Examples
+    --------
+    >>> p = np.array([[0.9, 0.1], [0.2, 0.8]])
+    >>> score(np.array(["ALS", "HC"]), p, ["ALS", "HC"])["als_vs_rest_auc"]
+    1.0
+    """
+    ev = evaluate(y, proba, classes, mimics=mimics, n_boot=0)
+    est = ev.metrics["estimate"]
+    keep = [m for m in est.index if not m.startswith(_PER_CLASS)]
+    return {m: float(est[m]) for m in keep if np.isfinite(est[m])}
+
+
+def auc(values, positive) -> float | np.ndarray:
+    """Mann-Whitney AUC of a binary outcome (ties count 1/2), computed for each row
+    of ``values`` when it is 2-D (e.g. bootstrap resamples); NaN without both
+    outcomes. The one unweighted AUC of the project; :func:`evaluate` uses its
+    weighted form for bootstrap weights.
+
+    Examples
+    --------
+    >>> auc([0.9, 0.1, 0.5], [True, False, True])
+    1.0
+    >>> auc([[0.9, 0.1, 0.5], [0.1, 0.9, 0.5]], [True, False, True]).tolist()
+    [1.0, 0.0]
+    """
+    values = np.asarray(values, dtype=float)
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.full(values.shape[:-1], np.nan) if values.ndim > 1 else np.nan
+    ranks = stats.rankdata(values, axis=-1)
+    u = ranks[..., positive].sum(axis=-1) - n_pos * (n_pos + 1) / 2
+    out = u / (n_pos * n_neg)
+    return float(out) if out.ndim == 0 else out
 
 
 def _per_site(y_idx: np.ndarray, proba: np.ndarray, sites: np.ndarray) -> pd.DataFrame:

@@ -16,8 +16,10 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm.auto import tqdm
 
-from models.pipelines import make_pipeline
-from training.metrics import score
+from models.estimators import recording_fallbacks
+from models.pipelines import PipelineSpec
+from training.config import CVSpec, SearchSpec
+from training.evaluation import score
 from training.search import tune
 
 
@@ -31,6 +33,7 @@ class FoldResult:
     proba: np.ndarray
     metrics: dict[str, float]
     study_name: str
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,31 +56,27 @@ def _run_fold(
     y: np.ndarray,
     groups: np.ndarray,
     classes: list[str],
-    *,
-    n_trials: int,
-    inner_folds: int,
-    seed: int,
-    storage_url: str,
-    study_prefix: str,
-    options: dict[str, Any],
+    cv: CVSpec,
+    search: SearchSpec,
+    pipeline: PipelineSpec,
 ) -> FoldResult:
-    name = f"{study_prefix}-{family}-outer{fold}"
-    params, _ = tune(
-        family,
-        X.iloc[train],
-        y[train],
-        groups[train],
-        n_trials=n_trials,
-        inner_folds=inner_folds,
-        seed=seed + fold,
-        storage_url=storage_url,
-        study_name=name,
-        options=options,
-    )
-    pipe = make_pipeline(family, params, list(X.columns), seed=seed, **options)
-    pipe.fit(X.iloc[train], y[train])
-    proba = _aligned(pipe, X.iloc[test], classes)
-    return FoldResult(fold, test, params, proba, score(y[test], proba, classes), name)
+    name = f"{search.study_prefix}-{family}-outer{fold}"
+    with recording_fallbacks() as fallbacks:
+        params, _ = tune(
+            family,
+            X.iloc[train],
+            y[train],
+            groups[train],
+            pipeline,
+            search,
+            seed=cv.seed + fold,
+            study_name=name,
+        )
+        pipe = pipeline.build(family, params, list(X.columns))
+        pipe.fit(X.iloc[train], y[train])
+        proba = _aligned(pipe, X.iloc[test], classes)
+    metrics = score(y[test], proba, classes, cv.mimics)
+    return FoldResult(fold, test, params, proba, metrics, name, tuple(fallbacks))
 
 
 def _aligned(pipe, X: pd.DataFrame, classes: list[str]) -> np.ndarray:
@@ -95,48 +94,31 @@ def nested_cv(
     y: np.ndarray,
     groups: np.ndarray,
     classes: list[str],
+    cv: CVSpec,
+    search: SearchSpec,
+    pipeline: PipelineSpec,
     *,
-    outer_folds: int,
-    inner_folds: int,
-    n_trials: int,
-    seed: int,
-    storage_url: str,
-    study_prefix: str,
-    n_jobs: int = -1,
-    repeats: int = 1,
-    options: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> NestedResult:
     """Run (repeated) nested CV of ``family``; out-of-fold probabilities, metrics.
 
-    Outer folds: stratified by label, grouped by participant, reshuffled with seed
-    ``seed + r`` for repeat ``r``.
+    Outer folds: ``cv.outer_folds``, stratified by label, grouped by participant,
+    reshuffled with seed ``cv.seed + r`` for repeat ``r``; ``cv.n_jobs`` folds at a
+    time. Each fold's :class:`~models.estimators.FoldFallbackWarning` messages are
+    kept in its ``fallbacks``.
     """
     splits = [
-        (r * outer_folds + k, train, test)
-        for r in range(repeats)
+        (r * cv.outer_folds + k, train, test)
+        for r in range(cv.repeats)
         for k, (train, test) in enumerate(
             StratifiedGroupKFold(
-                outer_folds, shuffle=True, random_state=seed + r
+                cv.outer_folds, shuffle=True, random_state=cv.seed + r
             ).split(X, y, groups)
         )
     ]
-    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
+    jobs = Parallel(n_jobs=cv.n_jobs, return_as="generator")(
         delayed(_run_fold)(
-            k,
-            train,
-            test,
-            family,
-            X,
-            y,
-            groups,
-            classes,
-            n_trials=n_trials,
-            inner_folds=inner_folds,
-            seed=seed,
-            storage_url=storage_url,
-            study_prefix=study_prefix,
-            options=options or {},
+            k, train, test, family, X, y, groups, classes, cv, search, pipeline
         )
         for k, train, test in splits
     )
@@ -154,5 +136,5 @@ def nested_cv(
     total = np.zeros((len(X), len(classes)))
     for f in folds:
         total[f.test_index] += f.proba
-    oof = total / repeats
-    return NestedResult(family, classes, oof, folds, score(y, oof, classes))
+    oof = total / cv.repeats
+    return NestedResult(family, classes, oof, folds, score(y, oof, classes, cv.mimics))

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
-from training.evaluation import calibration_table, check_proba
+from training.evaluation import auc, calibration_table, check_proba
 
 
 def _diagonal(ax) -> None:
@@ -48,16 +48,16 @@ def roc_curves(y, proba, classes: Sequence, *, positive: str = "ALS") -> Figure:
     axes = fig.subplots(1, 2 if show_pos else 1, squeeze=False)[0]
     for j, c in enumerate(classes):
         if 0 < (y_idx == j).sum() < len(y_idx):
-            auc = roc_auc_score(y_idx == j, proba[:, j])
+            area = auc(proba[:, j], y_idx == j)
             fpr, tpr, _ = roc_curve(y_idx == j, proba[:, j])
-            axes[0].plot(fpr, tpr, label=f"{c} (AUC {auc:.3f})")
+            axes[0].plot(fpr, tpr, label=f"{c} (AUC {area:.3f})")
     axes[0].set_title("One-vs-rest ROC per class")
     if show_pos:
         j = classes.index(positive)
         pos = y_idx == j
         fpr, tpr, _ = roc_curve(pos, proba[:, j])
-        auc = roc_auc_score(pos, proba[:, j])
-        axes[1].plot(fpr, tpr, c="C3", label=f"AUC {auc:.3f}")
+        area = auc(proba[:, j], pos)
+        axes[1].plot(fpr, tpr, c="C3", label=f"AUC {area:.3f}")
         called = proba.argmax(axis=1) == j
         axes[1].plot(
             called[~pos].mean(),

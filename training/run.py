@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 
+from models.decision import POOLED_MIMIC
+from models.estimators import recording_fallbacks
 from models.locked import LockedModel
 from models.ood import NearestClassDistance
-from models.pipelines import SKEWED, make_pipeline
+from models.pipelines import SKEWED
 from training import card, tracking
 from training.assessment import Assessment, assess
-from training.config import TrainConfig
+from training.config import RunSpecs, TrainConfig
 from training.data import load_training_data, oracle_posteriors
-from training.metrics import score
+from training.evaluation import score
 from training.nested_cv import NestedResult, nested_cv
 from training.search import storage, tune
 
@@ -123,20 +125,18 @@ def run(cfg: TrainConfig) -> RunResult:
     start = time.perf_counter()
     data = load_training_data(cfg)
     cfg, chosen = cfg.resolved(len(set(data.groups)))
-    notes = (*chosen, *data.notes)
+    notes = [*chosen, *data.notes]
     for note in notes:
         log.info("note: %s", note)
     classes = data.classes
     columns = list(data.X.columns)
-    options = cfg.pipeline_options(set(data.y), data.covariates)
     tracking.start(cfg.tracking_uri, cfg.experiment, cfg.registry_uri)
     storage(cfg.optuna_storage)  # create the schema once, before parallel folds
-    with mlflow.start_run(
-        run_name=f"train-{cfg.task}-{Path(data.source).name}"
-    ) as parent:
-        prefix = f"{cfg.experiment}-{parent.info.run_id[:8]}"
-        mlflow.log_params({k: str(v) for k, v in asdict(cfg).items()})
-        mlflow.log_params(
+    with tracking.run(f"train-{cfg.task}-{Path(data.source).name}") as run_id:
+        prefix = f"{cfg.experiment}-{run_id[:8]}"
+        specs = cfg.specs(set(data.y), data.covariates, prefix)
+        tracking.log_params(asdict(cfg))
+        tracking.log_params(
             {
                 "data_source": data.source,
                 "data_fingerprint": data.fingerprint,
@@ -144,7 +144,7 @@ def run(cfg: TrainConfig) -> RunResult:
                 "n_features": len(columns),
             }
         )
-        mlflow.set_tags(
+        tracking.set_tags(
             {"optuna_storage": cfg.optuna_storage, "optuna_study_prefix": prefix}
         )
         tracking.log_json(dict(pd.Series(data.y).value_counts()), "class_counts.json")
@@ -157,81 +157,93 @@ def run(cfg: TrainConfig) -> RunResult:
                 cfg.inner_folds,
                 cfg.n_trials,
             )
-            results[family] = _evaluate(family, data, classes, cfg, prefix, options)
+            results[family] = _evaluate(family, data, classes, specs)
         champion = max(results, key=lambda f: results[f].metrics["macro_auc"])
         log.info(
             "refitting the champion (%s) on all subjects with the same inner "
             "search ...",
             champion,
         )
-        params, _ = tune(
-            champion,
-            data.X,
-            data.y,
-            data.groups,
-            n_trials=cfg.n_trials,
-            inner_folds=cfg.inner_folds,
-            seed=cfg.seed,
-            storage_url=cfg.optuna_storage,
-            study_name=f"{prefix}-{champion}-final",
-            options=options,
-        )
-        pipe = make_pipeline(champion, params, columns, seed=cfg.seed, **options)
-        locked = LockedModel(
-            pipe, NearestClassDistance(log_columns=SKEWED, random_state=cfg.seed)
-        ).fit(data.X, data.y)
-        oracle = _oracle(data, classes, cfg)
+        with recording_fallbacks() as final_fallbacks:
+            params, _ = tune(
+                champion,
+                data.X,
+                data.y,
+                data.groups,
+                specs.pipeline,
+                specs.search,
+                seed=cfg.seed,
+                study_name=f"{prefix}-{champion}-final",
+            )
+            pipe = specs.pipeline.build(champion, params, columns)
+            locked = LockedModel(
+                pipe, NearestClassDistance(log_columns=SKEWED, random_state=cfg.seed)
+            ).fit(data.X, data.y)
+        fallbacks = _fallbacks(results, final_fallbacks)
+        notes += fallbacks["notes"]
+        oracle = _oracle(data, classes, cfg.mimics)
         log.info("assessing: baselines, conformal sets, modality value, analyses ...")
-        found = assess(data, classes, results[champion], params, cfg, options)
-        _log_assessment(found, champion)
+        found = assess(
+            data,
+            classes,
+            results[champion],
+            params,
+            specs.pipeline,
+            specs.cv,
+            specs.assessment,
+        )
+        _log_assessment(found)
+        notes += [f"conformal sets: {n}" for n in found.conformal.notes]
         adjustment = fitted_covariates(locked.pipeline_)
         tracking.log_json(
-            {"notes": list(notes), "skipped": found.skipped, "adjustment": adjustment},
+            {
+                "notes": notes,
+                "skipped": found.skipped,
+                "adjustment": adjustment,
+                "fold_fallbacks": fallbacks["messages"],
+            },
             "run_notes.json",
         )
-        mlflow.set_tags(
+        tracking.set_tags(
             {
                 "skipped_steps": ", ".join(found.skipped) or "none",
-                "n_notes": str(len(notes)),
+                "n_notes": len(notes),
             }
         )
-        mlflow.log_metrics(
-            {f"champion_{k}": v for k, v in results[champion].metrics.items()}
-        )
+        tracking.log_metrics(results[champion].metrics, "champion_")
         if oracle:
-            mlflow.log_metrics({f"oracle_{k}": v for k, v in oracle.items()})
-        metadata = card.model_card(
-            locked,
-            data.X,
-            data.y,
+            tracking.log_metrics(oracle, "oracle_")
+        facts = card.CardFacts(
             family=champion,
             task=cfg.task,
-            classes=classes,
+            classes=tuple(classes),
+            mimics=specs.cv.mimics,
             conformal={
                 "alpha": cfg.alpha,
                 "thresholds": found.conformal.thresholds,
                 "coverage": found.coverage["coverage"].to_dict(),
             },
-            sites=sorted(data.table["site"].dropna().astype(str).unique())
+            sites=tuple(sorted(data.table["site"].dropna().astype(str).unique()))
             if "site" in data.table
-            else [],
-            reference=options["reference"],
-            oof_proba=results[champion].oof_proba,
+            else (),
+            reference=specs.pipeline.reference,
             seed=cfg.seed,
+            simulated=oracle is not None,
             params=params,
-            nested_cv_metrics=results[champion].metrics,
-            nested_cv_metrics_ci=found.champion.metrics.to_dict(orient="index"),
+            metrics=results[champion].metrics,
+            metrics_ci=found.champion.metrics.to_dict(orient="index"),
             data_source=data.source,
             data_fingerprint=data.fingerprint,
-            trained_on_simulated_data=oracle is not None,
             input_mapping=data.mapping,
-            source_columns=list(data.source_columns),
+            source_columns=tuple(data.source_columns),
             adjustment=adjustment,
-            notes=list(notes),
+            notes=tuple(notes),
         )
-        mlflow.log_params({"champion": champion})
+        metadata = card.model_card(
+            locked, data.X, data.y, facts, results[champion].oof_proba
+        )
+        tracking.log_params({"champion": champion})
         uri = tracking.log_champion(locked, data.X, cfg.model_name, metadata)
-        run_id = parent.info.run_id
     return RunResult(
         results,
         champion,
@@ -241,9 +253,31 @@ def run(cfg: TrainConfig) -> RunResult:
         oracle,
         time.perf_counter() - start,
         found,
-        notes,
+        tuple(notes),
         adjustment,
     )
+
+
+def _fallbacks(results: dict[str, NestedResult], final: list[str]) -> dict:
+    """The fitted steps' fallbacks (:class:`~models.estimators.FoldFallbackWarning`)
+    of every fold and of the final refit: a note per family and step, and the
+    distinct messages (up to 50) for ``run_notes.json``."""
+    per_family = {
+        f: [m for fold in r.folds for m in fold.fallbacks] for f, r in results.items()
+    }
+    per_family["final refit"] = list(final)
+    notes, messages = [], []
+    for name, found in per_family.items():
+        if not found:
+            continue
+        steps = Counter(m.split(":", 1)[0] for m in found)
+        notes.append(
+            f"{name}: fitted steps fell back {len(found)} time(s) ("
+            + ", ".join(f"{k} {v}x" for k, v in steps.most_common())
+            + f"), e.g. {found[0]}"
+        )
+        messages += [m for m in dict.fromkeys(found) if m not in messages]
+    return {"notes": notes, "messages": messages[:50]}
 
 
 def fitted_covariates(pipeline) -> dict[str, list[str]]:
@@ -256,37 +290,30 @@ def fitted_covariates(pipeline) -> dict[str, list[str]]:
     }
 
 
-def _evaluate(
-    family: str, data, classes: list[str], cfg: TrainConfig, prefix: str, options
-) -> NestedResult:
-    with mlflow.start_run(run_name=family, nested=True):
+def _evaluate(family: str, data, classes: list[str], specs: RunSpecs) -> NestedResult:
+    with tracking.run(family, nested=True):
         res = nested_cv(
             family,
             data.X,
             data.y,
             data.groups,
             classes,
-            outer_folds=cfg.outer_folds,
-            inner_folds=cfg.inner_folds,
-            n_trials=cfg.n_trials,
-            seed=cfg.seed,
-            storage_url=cfg.optuna_storage,
-            study_prefix=prefix,
-            n_jobs=cfg.n_jobs,
-            repeats=cfg.repeats,
-            options=options,
+            specs.cv,
+            specs.search,
+            specs.pipeline,
             progress=True,
         )
-        mlflow.log_param("family", family)
-        mlflow.log_metrics(res.metrics)
+        tracking.log_params({"family": family})
+        tracking.log_metrics(res.metrics)
         for fold in res.folds:
-            with mlflow.start_run(run_name=f"{family}-outer{fold.fold}", nested=True):
-                mlflow.log_params(fold.params)
-                mlflow.log_metrics(fold.metrics)
-                mlflow.set_tags(
+            with tracking.run(f"{family}-outer{fold.fold}", nested=True):
+                tracking.log_params(fold.params)
+                tracking.log_metrics(fold.metrics)
+                tracking.set_tags(
                     {
                         "optuna_study": fold.study_name,
-                        "n_test": str(len(fold.test_index)),
+                        "n_test": len(fold.test_index),
+                        "n_fallbacks": len(fold.fallbacks),
                     }
                 )
         oof = pd.DataFrame(res.oof_proba, columns=[f"p_{c}" for c in classes])
@@ -296,38 +323,30 @@ def _evaluate(
     return res
 
 
-def _oracle(data, classes: list[str], cfg: TrainConfig) -> dict[str, float] | None:
+def _oracle(data, classes: list[str], mimics) -> dict[str, float] | None:
     """Metrics of the simulation's Bayes-optimal posterior, mapped to the task."""
     truth = oracle_posteriors(data.cohort_dir, data.table["participant_id"].to_numpy())
     if truth is None:
         return None
     columns = [
-        [f"p_{m}" for m in cfg.mimics] if c == "mimic" else [f"p_{c}"] for c in classes
+        [f"p_{m}" for m in mimics] if c == POOLED_MIMIC else [f"p_{c}"] for c in classes
     ]
     proba = np.column_stack([truth[cols].sum(axis=1).to_numpy() for cols in columns])
     proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
-    return score(data.y, proba, classes)
+    return score(data.y, proba, classes, mimics)
 
 
-def _log_assessment(found: Assessment, champion: str) -> None:
+def _log_assessment(found: Assessment) -> None:
     """Metrics, tables and figures of the assessment, into the active MLflow run."""
-    flat = found.champion.flat()
-    mlflow.log_metrics({f"champion_{k}": v for k, v in flat.items() if np.isfinite(v)})
+    tracking.log_metrics(found.champion.flat(), "champion_")
     for name, ev in found.baselines.items():
-        est = ev.metrics["estimate"]
-        mlflow.log_metrics(
-            {f"baseline_{name}_{k}": v for k, v in est.items() if np.isfinite(v)}
-        )
-    mlflow.log_metrics(
-        {f"conformal_coverage_{k}": v for k, v in found.coverage["coverage"].items()}
-    )
+        tracking.log_metrics(ev.metrics["estimate"], f"baseline_{name}_")
+    tracking.log_metrics(found.coverage["coverage"], "conformal_coverage_")
     if found.leak is not None:
-        mlflow.log_metric("missingness_leak_macro_auc", found.leak["macro_auc"])
-        mlflow.set_tag("missingness_leak", str(bool(found.leak["leaks"])))
+        tracking.log_metrics({"missingness_leak_macro_auc": found.leak["macro_auc"]})
+        tracking.set_tags({"missingness_leak": bool(found.leak["leaks"])})
     if found.permutation:
-        mlflow.log_metrics(
-            {f"permutation_{k}": v for k, v in found.permutation.items()}
-        )
+        tracking.log_metrics(found.permutation, "permutation_")
     tables = {
         "metrics_ci.csv": found.champion.metrics.reset_index(names="metric"),
         "confusion.csv": found.champion.confusion.reset_index(),
@@ -351,4 +370,4 @@ def _log_assessment(found: Assessment, champion: str) -> None:
         if frame is not None:
             tracking.log_frame(frame, name)
     for name, fig in found.figures.items():
-        mlflow.log_figure(fig, name)
+        tracking.log_figure(fig, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,8 @@ import pandas as pd
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedGroupKFold
 
-from models.pipelines import make_pipeline, suggest
+from models.pipelines import PipelineSpec, suggest
+from training.config import SearchSpec
 
 
 def storage(url: str) -> optuna.storages.RDBStorage:
@@ -24,16 +26,18 @@ def tune(
     X: pd.DataFrame,
     y: np.ndarray,
     groups: np.ndarray,
+    pipeline: PipelineSpec,
+    search: SearchSpec,
     *,
-    n_trials: int,
-    inner_folds: int,
     seed: int,
-    storage_url: str,
     study_name: str,
-    options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], optuna.Study]:
     """Search hyperparameters of ``family`` by inner grouped, stratified K-fold.
 
+    ``search.n_trials`` trials of TPE sampling seeded with ``seed``, over
+    ``search.inner_folds`` folds, the study stored in ``search.storage_url``.
+    Candidates are ranked without the calibration wrapper (3x cheaper); the
+    pipeline refit on the outer training fold is calibrated as ``pipeline`` says.
     The objective is the mean inner-fold multi-class log loss (a proper scoring
     rule, so it rewards calibrated probabilities); each inner fold is reported so the
     median pruner can stop hopeless trials early.
@@ -42,10 +46,11 @@ def tune(
     -------
     best_params : dict
     study : optuna.Study
-        Stored under ``study_name`` in ``storage_url`` (replaced if it existed).
+        Stored under ``study_name`` in ``search.storage_url`` (replaced if it
+        existed).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = storage(storage_url)
+    store = storage(search.storage_url)
     try:
         optuna.delete_study(study_name=study_name, storage=store)
     except KeyError:
@@ -58,22 +63,20 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=4),
     )
     splits = list(
-        StratifiedGroupKFold(inner_folds, shuffle=True, random_state=seed).split(
+        StratifiedGroupKFold(search.inner_folds, shuffle=True, random_state=seed).split(
             X, y, groups
         )
     )
     labels = np.unique(y)
     columns = list(X.columns)
 
-    # The search ranks candidates without the calibration wrapper (3x cheaper);
-    # the pipeline refit on the outer training fold is calibrated.
-    fast = {**(options or {}), "calibrate": None}
+    fast = replace(pipeline.uncalibrated(), seed=seed)  # learners seeded as the sampler
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(family, trial)
         losses = []
         for step, (train, test) in enumerate(splits):
-            pipe = make_pipeline(family, params, columns, seed=seed, **fast)
+            pipe = fast.build(family, params, columns)
             pipe.fit(X.iloc[train], y[train])
             proba = pipe.predict_proba(X.iloc[test])
             losses.append(log_loss(y[test], proba, labels=labels))
@@ -82,5 +85,5 @@ def tune(
                 raise optuna.TrialPruned()
         return float(np.mean(losses))
 
-    study.optimize(objective, n_trials=n_trials)
+    study.optimize(objective, n_trials=search.n_trials)
     return study.best_params, study

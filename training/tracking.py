@@ -1,9 +1,15 @@
-"""MLflow tracking of a training run: parent run, nested runs, model registration."""
+"""MLflow tracking of a training run: parent run, nested runs, model registration.
+
+The one module of ``training`` that imports MLflow: the rest of training records
+through these functions.
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,43 @@ def artifact_location(tracking_uri: str) -> str | None:
     if str(db) in ("", ":memory:"):
         return None
     return (db.resolve().parent / "mlruns").as_uri()
+
+
+@contextmanager
+def run(name: str, nested: bool = False) -> Iterator[str]:
+    """Start an MLflow run (nested in the active one when ``nested``); yields its id."""
+    with mlflow.start_run(run_name=name, nested=nested) as active:
+        yield active.info.run_id
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log parameters of the active run, as text."""
+    mlflow.log_params({k: str(v) for k, v in params.items()})
+
+
+def log_metrics(metrics: Mapping[str, float], prefix: str = "") -> None:
+    """Log the finite ``metrics`` of the active run, names prefixed with
+    ``prefix``; a NaN (a metric not defined on these data) is not logged."""
+    finite = {f"{prefix}{k}": float(v) for k, v in metrics.items() if _finite(v)}
+    if finite:
+        mlflow.log_metrics(finite)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Tag the active run (values as text)."""
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_figure(figure, name: str) -> None:
+    """Log a matplotlib figure of the active run as ``name``."""
+    mlflow.log_figure(figure, name)
+
+
+def _finite(v) -> bool:
+    try:
+        return bool(abs(float(v)) < float("inf"))
+    except (TypeError, ValueError):
+        return False
 
 
 def log_json(obj: Any, name: str) -> None:

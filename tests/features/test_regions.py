@@ -14,10 +14,9 @@ import pytest
 
 from features.atlas import Atlas, load_atlas
 from features.errors import ImageMismatchError
+from features.map_checks import check_map, check_values
 from features.regions import (
     _flat_labels,
-    check_map,
-    check_values,
     region_means,
     region_qc,
     region_stats,

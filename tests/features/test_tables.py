@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from features.cells import Rule
 from features.cohort import read_participants
 from features.errors import CohortFormatError
+from features.serology import TITRE_CUTOFFS
 from features.tables import (
     CLINICAL_COLUMNS,
     PERIPHERAL_MRI_COLUMNS,
     SERUM_COLUMNS,
-    TITRE_CUTOFFS,
-    Rule,
     read_clinical,
     read_peripheral_mri,
     read_serum,

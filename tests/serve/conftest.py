@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from features.extract import extract_features, feature_columns
+from models.decision import MIMICS
 from models.locked import LockedModel
 from models.ood import NearestClassDistance
 from models.pipelines import SKEWED, make_pipeline
@@ -55,18 +56,16 @@ def build_bundle(table: pd.DataFrame, family: str) -> Bundle:
     classes = sorted(set(y))
     pipe = make_pipeline(family, PARAMS[family], columns, seed=0, calibrate=None)
     model = LockedModel(pipe, NearestClassDistance(log_columns=SKEWED)).fit(X, y)
-    metadata = card.model_card(
-        model,
-        X,
-        y,
+    facts = card.CardFacts(
         family=family,
         task="diagnosis",
-        classes=classes,
+        classes=tuple(classes),
+        mimics=MIMICS,
         conformal={"alpha": 0.1, "thresholds": dict.fromkeys(classes, 0.9)},
-        sites=sorted(X["site"].dropna().unique()),
-        oof_proba=model.predict_proba(X),
-        trained_on_simulated_data=True,
+        sites=tuple(sorted(X["site"].dropna().unique())),
+        simulated=True,
     )
+    metadata = card.model_card(model, X, y, facts, model.predict_proba(X))
     return Bundle(model, metadata, f"test:{family}", f"test-{family}")
 
 

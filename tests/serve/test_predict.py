@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from serve import predict
-from serve.predict import als_vs_mimics
 from tests.serve.conftest import cidp_like
 
 
@@ -33,13 +32,6 @@ def test_conformal_set_holds_each_class_within_its_threshold(champion, cohort_ta
     for _, row in out.iterrows():
         expected = [c for c in champion.classes if 1 - row[f"p_{c}"] <= thresholds[c]]
         assert row["prediction_set"] == "{" + ", ".join(expected) + "}"
-
-
-def test_als_vs_mimics_leaves_controls_out():
-    proba = np.array([[0.3, 0.1, 0.0, 0.2, 0.4]])
-    classes = ["ALS", "MMN", "NMO", "MS", "HC"]
-    assert als_vs_mimics(proba, classes)[0] == pytest.approx(0.3 / 0.6)
-    assert np.isnan(als_vs_mimics(proba[:, [1, 4]], ["MMN", "HC"])[0])
 
 
 def test_a_new_site_is_flagged(champion, cohort_table):
@@ -133,3 +125,35 @@ def test_the_output_table_has_the_documented_columns(champion, cohort_table):
         "model",
         "error",
     ]
+
+
+def test_served_als_vs_mimics_follows_the_mimics_training_used(
+    small_cohort, tmp_path, cohort_table
+):
+    """Trained with --mimics MMN NMO, the card says so and the served
+    p_als_vs_mimics ranks ALS against MMN and NMO only, as the metric does."""
+    from serve.bundle import load_bundle
+    from training.__main__ import main
+    from training.evaluation import auc, score
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [
+        "--cohort", str(small_cohort), "--mimics", "MMN", "NMO", "--models", "logreg",
+        "--outer-folds", "3", "--inner-folds", "2", "--trials", "1", "--repeats", "1",
+        "--permutations", "0", "--bootstrap", "20", "--jobs", "1",
+        "--tracking-uri", uri, "--optuna-storage", f"sqlite:///{tmp_path / 'o.db'}",
+        "--cache-dir", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    bundle = load_bundle("models:/als-mimics-dx@champion", uri)
+    assert bundle.mimics == ["MMN", "NMO"]
+    out = predict(bundle, cohort_table)
+    y = cohort_table["diagnosis"].astype(str).to_numpy()
+    proba = out[[f"p_{c}" for c in bundle.classes]].to_numpy()
+    metric = score(y, proba, bundle.classes, bundle.mimics)["als_vs_mimics_auc"]
+    rows = np.isin(y, ["ALS", "MMN", "NMO"])
+    served = auc(out["p_als_vs_mimics"].to_numpy()[rows], y[rows] == "ALS")
+    assert served == pytest.approx(metric)
+    p = dict(zip(bundle.classes, proba.T, strict=True))
+    expected = p["ALS"] / (p["ALS"] + p["MMN"] + p["NMO"])  # MS is not a mimic here
+    np.testing.assert_allclose(out["p_als_vs_mimics"], expected)

@@ -19,7 +19,7 @@ from training.baselines import (
     NfLCutoffBaseline,
     assign_rules,
 )
-from training.metrics import score
+from training.evaluation import score
 
 NAN = np.nan
 

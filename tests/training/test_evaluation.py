@@ -16,8 +16,8 @@ from training.evaluation import (
     decision_curve,
     evaluate,
     permutation_test,
+    score,
 )
-from training.metrics import score
 
 CLASSES = ["ALS", "MMN", "NMO"]
 
@@ -146,12 +146,12 @@ def test_certain_but_wrong_prediction_has_finite_log_loss():
     )
 
 
-def test_positive_class_row():
+def test_als_rows_only_when_the_task_has_als():
     y, proba = _sample(60)
-    names = evaluate(y, proba, CLASSES, positive="MMN", n_boot=0).metrics.index
-    assert "mmn_vs_rest_auc" in names and "als_vs_rest_auc" not in names
-    names = evaluate(y, proba, CLASSES, positive="HC", n_boot=0).metrics.index
-    assert not any(n.endswith("_vs_rest_auc") for n in names)
+    keep = y != "ALS"
+    other = proba[keep][:, 1:] / proba[keep][:, 1:].sum(axis=1, keepdims=True)
+    names = evaluate(y[keep], other, CLASSES[1:], n_boot=0).metrics.index
+    assert not any(n.endswith(("_vs_rest_auc", "_vs_mimics_auc")) for n in names)
     y_no_als = np.where(y == "ALS", "MMN", y)
     m = evaluate(y_no_als, proba, CLASSES, n_boot=0).metrics
     assert np.isnan(m.loc["als_vs_rest_auc", "estimate"])

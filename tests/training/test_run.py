@@ -74,6 +74,7 @@ def _quick(tmp_path, name: str, **kwargs) -> TrainConfig:
         n_jobs=1,
         tracking_uri=f"sqlite:///{tmp_path / name}.db",
         optuna_storage=f"sqlite:///{tmp_path / name}-optuna.db",
+        cache_dir=tmp_path / "cache",
         **kwargs,
     )
 
@@ -123,3 +124,25 @@ def test_registered_champion_adjusts_for_age_and_sex(trained):
     assert result.adjustment == fitted and "covariates of the champion" in (
         result.summary()
     )
+
+
+def test_fold_fallbacks_are_recorded_in_the_run_not_printed(trained):
+    """Small folds make ComBat and the normative model fall back; each fold's
+    FoldFallbackWarning is counted into the notes and run_notes.json by name."""
+    import json
+
+    result, cfg = trained
+    recorded = [
+        m for r in result.results.values() for f in r.folds for m in f.fallbacks
+    ]
+    assert recorded, "the 60-subject cohort's folds have too few controls per site"
+    assert all(m.split(":")[0] in ("ComBat", "NormativeZ") for m in recorded)
+    assert any("fitted steps fell back" in n for n in result.notes)
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    path = mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="run_notes.json"
+    )
+    with open(path) as fh:
+        notes = json.load(fh)
+    first = list(dict.fromkeys(recorded))[:10]  # distinct, in fold order
+    assert set(first) <= set(notes["fold_fallbacks"])
