@@ -73,7 +73,7 @@ def in_set(proba: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
     Examples
     --------
     >>> in_set(np.array([[0.7, 0.3], [0.5, 0.5]]), [0.4, 0.6])
-    array([[ True,  True],
+    array([[ True, False],
            [False,  True]])
     """
     limits = np.asarray(thresholds, dtype=float)[None, :]

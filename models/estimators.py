@@ -58,9 +58,11 @@ def recording_fallbacks() -> Iterator[list[str]]:
 class ColumnChecker(TransformerMixin, BaseEstimator):
     """Check that the input frame has the feature columns seen in ``fit``.
 
-    The first step of every pipeline: at ``transform`` it reports the column
-    difference (missing and unexpected columns) instead of silently misaligning, and
-    returns the columns in the fitted order as floats. The acquisition-site column
+    The first step of every pipeline: at ``transform`` a missing fitted column
+    raises, naming it and the input's columns the model does not use (a renamed
+    column shows up in both lists), instead of silently misaligning; columns the
+    model does not use are otherwise ignored (a features table also holds
+    identifiers). It returns the fitted columns in the fitted order as floats. The acquisition-site column
     ``site``, when among the columns, is the one exception: it passes through as
     strings (missing stays ``<NA>``) for the site harmoniser, which drops it.
 
@@ -76,6 +78,12 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
     >>> checker.transform(pd.DataFrame({"a": [2]}))
          a
     0  2.0
+    >>> checker.transform(pd.DataFrame({"A": [2]}))
+    Traceback (most recent call last):
+    ...
+    ValueError: input is missing 1 feature column(s) the model was trained with: \
+['a']. The input's columns the model does not use: ['A'] (a renamed column?). Add \
+them (an empty column is fine: values may be missing) or retrain on this feature set.
     """
 
     def __init__(self, columns: list[str] | None = None):
@@ -96,11 +104,18 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
     def _check(self, X: pd.DataFrame, cols: list[str]) -> None:
         missing = [c for c in cols if c not in X.columns]
         if missing:
+            unused = [str(c) for c in X.columns if c not in set(cols)]
+            also = (
+                f" The input's columns the model does not use: {unused[:10]}"
+                f"{' ...' if len(unused) > 10 else ''} (a renamed column?)."
+                if unused
+                else ""
+            )
             raise ValueError(
                 f"input is missing {len(missing)} feature column(s) the model was "
-                f"trained with: {missing[:10]}{' ...' if len(missing) > 10 else ''}. "
-                "Add them (an empty column is fine: values may be missing) or "
-                "retrain on this feature set."
+                f"trained with: {missing[:10]}{' ...' if len(missing) > 10 else ''}."
+                f"{also} Add them (an empty column is fine: values may be missing) "
+                "or retrain on this feature set."
             )
         bad = [
             c

@@ -75,7 +75,7 @@ class ComBat(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> X = pd.DataFrame({"site": ["a", "a", "b", "b"], "fs_x": [1.0, 2.0, 11.0, 12.0]})
-    >>> ComBat(reference=None, eb=False).fit_transform(X)
+    >>> ComBat(reference=None, eb=False, covariates=()).fit_transform(X)
            fs_x  site_unseen
     0  6.146447          0.0
     1  6.853553          0.0
