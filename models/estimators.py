@@ -62,9 +62,10 @@ class ColumnChecker(TransformerMixin, BaseEstimator):
     raises, naming it and the input's columns the model does not use (a renamed
     column shows up in both lists), instead of silently misaligning; columns the
     model does not use are otherwise ignored (a features table also holds
-    identifiers). It returns the fitted columns in the fitted order as floats. The acquisition-site column
-    ``site``, when among the columns, is the one exception: it passes through as
-    strings (missing stays ``<NA>``) for the site harmoniser, which drops it.
+    identifiers). It returns the fitted columns in the fitted order as floats.
+    The acquisition-site column ``site``, when among the columns, is the one
+    exception: it passes through as strings (missing stays ``<NA>``) for the site
+    harmoniser, which drops it.
 
     Parameters
     ----------
