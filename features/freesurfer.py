@@ -563,12 +563,12 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
         out[f"fs_mean_thickness_{side}_mm"] = aparc.measures.get(
             "MeanThickness", np.nan
         )
-    # M1/precuneus grey-matter volume ratio, both hemispheres (Sako 2023; lit §5).
+    # M1/precuneus grey-matter volume ratio, both hemispheres (Sako 2023; refs#gm).
     out["fs_m1_precuneus_ratio"] = (
         out["fs_precentral_l_mm3"] + out["fs_precentral_r_mm3"]
     ) / (out["fs_precuneus_l_mm3"] + out["fs_precuneus_r_mm3"])
     out["qc_fs_parcellation_dkt"] = float(is_dkt)
-    # Pulvinar atrophy in RRMS vs controls and NMOSD (Pudlac 2020; lit §5).
+    # Pulvinar atrophy in RRMS vs controls and NMOSD (Pudlac 2020; refs#gm).
     out.update(_pulvinar_volumes(stats_dir))
     etiv = out["fs_etiv_mm3"] if out["fs_etiv_mm3"] > 0 else np.nan
     for name in [n for n in out if n.endswith("_mm3") and n != "fs_etiv_mm3"]:

@@ -322,7 +322,7 @@ MRS_METABOLITES = {
     "GABA": "mrs_gaba",
     "Cr+PCr": "mrs_cr",
 }
-MAX_CRLB_PCT = 20.0  # LCModel %SD above which a fit is rejected (lit §3)
+MAX_CRLB_PCT = 20.0  # LCModel %SD above which a fit is rejected (refs#mrs)
 #: The columns of :func:`mrs_features` and :func:`read_mrs_table`, in order.
 MRS_COLUMNS: tuple[str, ...] = (
     *(f"{name}{x}" for name in MRS_METABOLITES.values() for x in ("", "_rejected")),

@@ -7,7 +7,7 @@ block (EFNS/PNS 2010), a CMAP Z-sum, the split-hand ratio, demyelinating slowing
 F-waves, sensory SNAPs and side-to-side asymmetry.
 
 Normative values marked UE are uncited estimates; figures with a source are in
-``literature.md`` section 7.
+refs#ncs.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ DISTAL_SITE: dict[str, str] = {
 
 #: Normative distal CMAP amplitude per motor nerve: (median in mV, SD of ln amplitude)
 #: for median/APB, ulnar/ADM, peroneal/EDB, tibial/AH.
-#: uncited estimate (UE): textbook-typical; literature.md §7 gives median/APB
+#: uncited estimate (UE): textbook-typical; refs#ncs gives median/APB
 #: ~8-10 ± 3 mV.
 CMAP_NORMS: dict[str, tuple[float, float]] = {
     "median": (9.0, 0.30), "ulnar": (9.0, 0.30),
@@ -403,7 +403,7 @@ def summarise_nerve_conduction(long: pd.DataFrame) -> pd.DataFrame:
           ``(ln amplitude - ln normal median) / sd`` (:data:`CMAP_NORMS`; NaN with
           fewer than 4 nerve-sides);
         - ``ncs_split_hand_ratio``: median (APB) / ulnar (ADM) distal amplitude,
-          averaged over sides (literature.md §7: 0.44 in ALS vs 0.99 in HC);
+          averaged over sides (refs#ncs: 0.44 in ALS vs 0.99 in HC);
         - ``ncs_min_cv_m_s``: slowest motor conduction velocity;
           ``ncs_n_nerves_demyelinating_cv``: nerve-sides with a segment below
           :data:`DEMYELINATING_CV_M_S`, segments across entrapment sites excluded;

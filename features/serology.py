@@ -19,7 +19,7 @@ __all__ = ["SEROLOGY_COLUMNS", "TITRE_COLUMNS", "TITRE_CUTOFFS", "serology_colum
 SEROLOGY_COLUMNS = ("anti_gm1_igm", "aqp4_igg", "oligoclonal_bands")
 #: Positivity cut-offs (reciprocal titres) applied to a titre given without a
 #: positive/negative word: anti-GM1 IgM by ELISA 1:800, AQP4-IgG by cell-based assay
-#: 1:10. Both are assay-typical values without a cited source (UE, lit §7) and
+#: 1:10. Both are assay-typical values without a cited source (UE, refs#ncs) and
 #: lab-specific: a lab's own positive/negative call always wins over them.
 TITRE_CUTOFFS: dict[str, float] = {"anti_gm1_igm": 800.0, "aqp4_igg": 10.0}
 TITRE_COLUMNS = tuple(f"{column}_titre" for column in TITRE_CUTOFFS)

@@ -153,7 +153,7 @@ def univariate_table(
     ``sensitivity_at_specificity`` is the best sensitivity with specificity >=
     ``specificity``; a subject is called positive when the feature is >=
     ``threshold`` (``"higher"``) or <= it (``"lower"``), as for the M1/precuneus
-    ratio (sens 0.42 at spec 0.90; literature.md sections 5 and 10).
+    ratio (sens 0.42 at spec 0.90; refs#gm and refs#perf).
 
     Parameters
     ----------

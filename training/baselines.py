@@ -7,7 +7,7 @@ same cross-validation and the same metrics apply to baselines and models alike:
 - :class:`MajorityBaseline`: the training-fold class frequencies for everyone.
 - :class:`NfLCutoffBaseline`: serum NfL above 62 pg/mL calls ALS (Verde, JNNP
   2019;90:157: sensitivity 85.5 %, specificity 81.8 % for ALS vs all others;
-  literature.md section 10), as a calibrated two-bin model.
+  refs#perf), as a calibrated two-bin model.
 - :class:`CriteriaBaseline`: the published diagnostic criteria as ordered rules
   (AQP4-IgG for NMO, oligoclonal bands with lesions for MS, EFNS/PNS 2010 for MMN,
   El Escorial / Gold Coast UMN + LMN for ALS), each rule's class distribution

@@ -31,7 +31,7 @@ SPACE = "space-MNI152NLin2009cAsym_res-2"
 _REFERENCE = Path(__file__).parent / "reference" / "bert"
 SIMULATED_NOTICE = (
     "SIMULATED COHORT: every value in this directory was drawn from a generative "
-    "model calibrated to published figures (shared/literature.md). No real patient "
+    "model calibrated to published figures (docs/references.md). No real patient "
     "data. Do not use for clinical decisions."
 )
 

@@ -123,7 +123,7 @@ def _sample_continuous(df: pd.DataFrame, rng: np.random.Generator) -> None:
         df[f.name] = _round(x, _precision(f.name))
     df["fvc_pct"] = df["fvc_pct"].where(_column_present(df, "fvc_pct", rng))
     # LCModel fit quality: %SD independent of the value (so rejection at > 20 % is
-    # missing at random); medians UE, GABA unedited at 3 T often fails (lit §3).
+    # missing at random); medians UE, GABA unedited at 3 T often fails (refs#mrs).
     for name, median in (("naa", 4.0), ("glu", 8.0), ("gaba", 16.0), ("cr", 4.0)):
         sd_pct = np.round(median * np.exp(rng.normal(0.0, 0.35, len(df))))
         df[f"mrs_{name}_sd_pct"] = np.where(df["avail_mrs"], sd_pct, np.nan)

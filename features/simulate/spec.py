@@ -1,11 +1,11 @@
 """The generative model's parameters, each next to its source.
 
-Every number cites its row in ``shared/literature.md`` ("lit §N": section N of that
-file) or is marked ``UE`` (uncited estimate: textbook-typical, no source found yet).
+Every number cites its entry in ``docs/references.md`` (``refs#<anchor>``) or is
+marked ``UE`` (uncited estimate: textbook-typical, no source found yet).
 Continuous markers are Gaussian on the modelled scale (log for concentrations and
 volumes) given the class, age, sex, site and a latent disease severity ``s ~ N(0, 1)``;
 ``sd`` is the total within-class SD on that scale and ``loading`` the part carried by
-``s`` (the correlations of lit §9 come from shared loadings).
+``s`` (the correlations of refs#corr come from shared loadings).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ REF_ETIV = 1520021.264474  # FreeSurfer sample subject "bert" (shared fixtures)
 
 
 # Phenotypes within a class (shares UE). ALS_LMN: lower-motor-neuron predominant,
-# no or few UMN signs (domain.md: "some patients never show UMN signs"; NfL mean
-# 59.4 in LMN-dominant ALS, Kleinveld 2024, lit §1): the hard ALS-vs-MMN
-# differential. ALS_EARLY: seen before El Escorial "definite" (domain.md; the seed
-# M1/precuneus ratio "flags ALS cases that do not yet meet criteria", lit §5):
+# no or few UMN signs (refs#src: "some patients never show UMN signs"; NfL mean
+# 59.4 in LMN-dominant ALS, Kleinveld 2024, refs#nfl): the hard ALS-vs-MMN
+# differential. ALS_EARLY: seen before El Escorial "definite" (refs#src; the seed
+# M1/precuneus ratio "flags ALS cases that do not yet meet criteria", refs#gm):
 # milder exam and imaging, NfL already raised. Marker values of a phenotype not
 # given explicitly are its class's.
 PHENOTYPES: dict[str, dict[str, float]] = {
@@ -58,7 +58,7 @@ def per_class(default: float, **overrides: float) -> dict[str, float]:
 
 # --- cohort make-up --------------------------------------------------------------
 # Site sizes and per-site class mix: UE (a neuromuscular centre, a neuroimmunology
-# centre, two general centres). MMN is rare (< 1/100,000; domain.md).
+# centre, two general centres). MMN is rare (< 1/100,000; refs#src).
 SITE_WEIGHTS = {"siteA": 0.30, "siteB": 0.25, "siteC": 0.25, "siteD": 0.20}
 SITE_CLASS_MIX = {
     "siteA": per_class(0.05, ALS=0.50, MMN=0.10, HC=0.30),
@@ -66,7 +66,8 @@ SITE_CLASS_MIX = {
     "siteC": per_class(0.10, ALS=0.35, MMN=0.05, MS=0.25, HC=0.25),
     "siteD": per_class(0.10, ALS=0.40, MMN=0.06, MS=0.14, HC=0.30),
 }
-# Age at visit, years (truncated to 18-90): lit §8 ages at onset (ALS ~60-65, MMN ~40,
+# Age at visit, years (truncated to 18-90): refs#clin ages at onset (ALS ~60-65,
+# MMN ~40,
 # NMOSD ~43 +- 16, RRMS ~24-32) plus disease duration; HC recruited across the
 # studies (UE).
 AGE = {
@@ -77,15 +78,16 @@ AGE = {
     "HC": (55.0, 14.0),
 }
 AGE_RANGE = (18.0, 90.0)
-# P(male): lit §8 (ALS ~58 %; MMN M:F 2.7; NMOSD ~90 % women; RRMS ~2:1 women); HC UE.
+# P(male): refs#clin (ALS ~58 %; MMN M:F 2.7; NMOSD ~90 % women; RRMS ~2:1
+# women); HC UE.
 P_MALE = {"ALS": 0.58, "MMN": 2.7 / 3.7, "NMO": 0.10, "MS": 1 / 3, "HC": 0.45}
 # log eTIV by sex: UE (bert's 1.52 L is a typical male head).
 LOG_ETIV = {"M": (math.log(1.58e6), 0.08), "F": (math.log(1.42e6), 0.08)}
 
 # --- modality availability ---------------------------------------------------------
 # P(modality acquired | class) x per-site multiplier, clipped to 1. UE, shaped by
-# domain.md: nerve conduction and peripheral MRI mostly in neuromuscular work-ups;
-# MRS and QSM only at some sites (lit §3 and §6 studies were single-site).
+# refs#src: nerve conduction and peripheral MRI mostly in neuromuscular work-ups;
+# MRS and QSM only at some sites (refs#mrs and §6 studies were single-site).
 AVAILABILITY = {
     "clinical": per_class(0.97),
     "serum": per_class(0.92),
@@ -116,7 +118,7 @@ SITE_OFFSETS = {
     "thickness": {"siteA": 0.0, "siteB": 0.04, "siteC": -0.03, "siteD": 0.02},
     "qsm": {"siteA": 0.0, "siteB": 4.0, "siteC": -3.0, "siteD": 2.0},
     "mrs": {"siteA": 0.0, "siteB": 0.03, "siteC": -0.04, "siteD": 0.02},
-    # NfL is platform-dependent (lit §1): sites use different assays.
+    # NfL is platform-dependent (refs#nfl): sites use different assays.
     "nfl": {"siteA": 0.0, "siteB": 0.10, "siteC": -0.10, "siteD": 0.0},
 }
 
@@ -152,9 +154,9 @@ class Continuous:
         return math.sqrt(sd**2 - lam**2)
 
 
-NFL_AGE = math.log(1.03)  # NfL rises ~3 %/year of age (lit §1 heading)
+NFL_AGE = math.log(1.03)  # NfL rises ~3 %/year of age (refs#nfl heading)
 CONTINUOUS: tuple[Continuous, ...] = (
-    # Serum (lit §1, §2). Classic ALS median 75 at 62 y sits between the Simoa
+    # Serum (refs#nfl, §2). Classic ALS median 75 at 62 y sits between the Simoa
     # figures (59.7-84, Front Neurol 2020) and the Oxford 218; LMN-dominant ALS 59
     # (Kleinveld 2024, mean 59.4); early ALS 50 (UE); HC 10.1 (Liu 2021); MMN median
     # 16 (mean 20.7 of a right-skewed distribution, Kleinveld 2024; 1/16 above 44,
@@ -172,7 +174,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         age_slope=NFL_AGE,
         ref_age=per_class(55.0, ALS=62.0, MMN=50.0, NMO=45.0, MS=35.0),
         site="nfl",
-        source="lit §1; r(NfL, severity) lit §9",
+        source="refs#nfl; r(NfL, severity) refs#corr",
     ),
     # HC median 40, 2.5-97.5 % 14-155 -> log-SD 0.61, +1.5 ng/mL/year (Bojesen 2011);
     # ALS plasma ~HC (Bombaci 2023; their older age gives the seed AUC ~0.55-0.6);
@@ -184,9 +186,9 @@ CONTINUOUS: tuple[Continuous, ...] = (
         mean=per_class(40.0, ALS=41.0, MS=46.0),
         sd=per_class(0.61),
         age_slope=1.5 / 40.0,
-        source="lit §2",
+        source="refs#chi3l1",
     ),
-    # MRS, SMA voxel (lit §3). HC NAA 10, Glu 8, GABA 1.25 (UE ranges); ALS Glu up,
+    # MRS, SMA voxel (refs#mrs). HC NAA 10, Glu 8, GABA 1.25 (UE ranges); ALS Glu up,
     # NAA down in SMA (Sako 2021), GABA -16 % (Foerster 2012: 1.42 vs 1.70); MS Glx up
     # (Tisell 2013, NAWM; cortical magnitude UE). Cr: UE, no class effect.
     Continuous(
@@ -197,7 +199,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         sd=per_class(0.08, ALS=0.095),
         loading=per_class(0.0, ALS=-0.035),
         site="mrs",
-        source="lit §3",
+        source="refs#mrs",
     ),
     Continuous(
         "mrs_glu",
@@ -206,7 +208,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         mean=per_class(8.0, ALS=8.6, ALS_EARLY=8.3, MS=8.5),
         sd=per_class(0.10, ALS=0.11),
         site="mrs",
-        source="lit §3",
+        source="refs#mrs",
     ),
     Continuous(
         "mrs_gaba",
@@ -215,7 +217,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         mean=per_class(1.25, ALS=1.05, ALS_EARLY=1.15),
         sd=per_class(0.18),
         site="mrs",
-        source="lit §3 (Foerster 2012)",
+        source="refs#mrs (Foerster 2012)",
     ),
     Continuous(
         "mrs_cr",
@@ -234,7 +236,7 @@ CONTINUOUS: tuple[Continuous, ...] = (
         mean=per_class(100.0),
         sd=per_class(12.0, ALS=16.0),
         loading=per_class(0.0, ALS=-8.0),
-        source="lit §8; precentral GM tracks FVC lit §9",
+        source="refs#clin; precentral GM tracks FVC refs#corr",
     ),
 )
 
@@ -265,7 +267,7 @@ def _tract(
 
 _DTI = []
 for _side in ("l", "r"):
-    # CST (lit §4): HC FA 0.55 +- 0.04, MD 0.75 (UE); ALS FA 5-10 % lower, MD 3-8 %
+    # CST (refs#dti): HC FA 0.55 +- 0.04, MD 0.75 (UE); ALS FA 5-10 % lower, MD 3-8 %
     # higher (Foerster 2012 meta, AUC 0.76); RRMS/NMOSD lower when lesioned (UE size).
     _DTI += [
         _tract(
@@ -277,7 +279,7 @@ for _side in ("l", "r"):
             per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
             per_class(0.0, ALS=-0.015, ALS_LMN=-0.005, MS=-0.01),
             -0.001,
-            "lit §4",
+            "refs#dti",
         ),
         _tract(
             f"cst_{_side}",
@@ -286,9 +288,9 @@ for _side in ("l", "r"):
             per_class(0.035, ALS=0.04, MS=0.04, NMO=0.04),
             per_class(0.0, ALS=0.015),
             0.001,
-            "lit §4",
+            "refs#dti",
         ),
-        # Optic radiation: control tract, affected in MS/NMOSD (lit §4 rows; UE size).
+        # Optic radiation: control tract, affected in MS/NMOSD (refs#dti rows; UE size).
         _tract(
             f"optic_radiation_{_side}",
             "fa",
@@ -296,7 +298,7 @@ for _side in ("l", "r"):
             per_class(0.035),
             None,
             -0.001,
-            "lit §4 (UE size)",
+            "refs#dti (UE size)",
         ),
         _tract(
             f"optic_radiation_{_side}",
@@ -305,7 +307,7 @@ for _side in ("l", "r"):
             per_class(0.04),
             None,
             0.001,
-            "lit §4 (UE size)",
+            "refs#dti (UE size)",
         ),
     ]
 
@@ -313,14 +315,14 @@ _QSM = []
 for _side in ("l", "r"):
     _q = {"modality": "qsm", "log": False, "site": "qsm", "rho": 0.7}
     _QSM += [
-        # lit §6: HC SN 120-160, NMO higher (Pudlac 2020; size UE).
+        # refs#qsm: HC SN 120-160, NMO higher (Pudlac 2020; size UE).
         Continuous(
             f"qsm_substantia_nigra_{_side}",
             mean=per_class(140.0, NMO=162.0),
             sd=per_class(25.0),
             age_slope=0.5,
             group="qsm_sn",
-            source="lit §6",
+            source="refs#qsm",
             **_q,
         ),
         # Thalamus: RRMS -7.5 vs HC -1.1 (Zivadinov 2018); NMO ~HC (Pudlac 2020).
@@ -329,7 +331,7 @@ for _side in ("l", "r"):
             mean=per_class(-1.1, MS=-7.5),
             sd=per_class(6.0),
             group="qsm_thal",
-            source="lit §6",
+            source="refs#qsm",
             **_q,
         ),
         # Putamen 50-90 rising with age (Treit 2021); RRMS basal ganglia 62 vs 54.8
@@ -341,7 +343,7 @@ for _side in ("l", "r"):
             loading=per_class(0.0, MS=6.0),
             age_slope=0.6,
             group="qsm_put",
-            source="lit §6, §9",
+            source="refs#qsm, §9",
             **_q,
         ),
         Continuous(
@@ -349,7 +351,7 @@ for _side in ("l", "r"):
             mean=per_class(175.0, MS=182.0),
             sd=per_class(25.0),
             group="qsm_gp",
-            source="lit §6 (UE)",
+            source="refs#qsm (UE)",
             **_q,
         ),
         Continuous(
@@ -357,7 +359,7 @@ for _side in ("l", "r"):
             mean=per_class(60.0, MS=66.0),
             sd=per_class(12.0),
             group="qsm_cd",
-            source="lit §6 (UE)",
+            source="refs#qsm (UE)",
             **_q,
         ),
         # ALS motor cortex 46 vs 35 (Schweitzer 2015, AUC 0.70).
@@ -367,15 +369,15 @@ for _side in ("l", "r"):
             sd=per_class(14.0, ALS=15.0),
             loading=per_class(0.0, ALS=5.0),
             group="qsm_m1",
-            source="lit §6",
+            source="refs#qsm",
             **_q,
         ),
     ]
 
-# FreeSurfer (lit §5). Volumes are bert's (FreeSurfer 7.2 sample subject) scaled by
+# FreeSurfer (refs#gm). Volumes are bert's (FreeSurfer 7.2 sample subject) scaled by
 # eTIV; GM loss ~0.3 %/year (UE). ALS precentral 3-8 % lower (Walhout 2015); the SD
 # is set so that ~42 % of ALS fall below the HC 10th centile of the
-# precentral/precuneus ratio (Sako 2023 operating point, lit §5).
+# precentral/precuneus ratio (Sako 2023 operating point, refs#gm).
 BERT_VOLUMES = {
     "precentral_l": 14392.0,
     "precentral_r": 14633.0,
@@ -438,7 +440,7 @@ for _key, _ref in BERT_VOLUMES.items():
             etiv=1.0,
             group=None if _rho == 0 else f"fs_{_prefix}",
             rho=_rho,
-            source="lit §5",
+            source="refs#gm",
         )
     )
 for _side, _bert in (("l", 2.60273), ("r", 2.59422)):
@@ -455,7 +457,7 @@ for _side, _bert in (("l", 2.60273), ("r", 2.59422)):
             site="thickness",
             group="fs_thickness",
             rho=0.85,
-            source="lit §5",
+            source="refs#gm",
         )
     )
 CONTINUOUS = CONTINUOUS + tuple(_DTI) + tuple(_QSM) + tuple(_FS)
@@ -477,7 +479,7 @@ class Ordinal:
 
 ORDINALS: tuple[Ordinal, ...] = (
     # ALSFRS-R: ALS first visit median 41 (38-44) (Nitert 2022); MMN 44-47; others
-    # near 48 (UE); r(NfL, ALSFRS-R) ~ -0.31 (lit §9) through the loading.
+    # near 48 (UE); r(NfL, ALSFRS-R) ~ -0.31 (refs#corr) through the loading.
     # Research controls are older adults: some lose a point or two (UE).
     Ordinal(
         "alsfrs_r",
@@ -487,9 +489,9 @@ ORDINALS: tuple[Ordinal, ...] = (
         per_class(46.5, ALS=41.0, ALS_EARLY=45.5, MMN=45.0, NMO=45.0, HC=48.0),
         per_class(2.0, ALS=4.8, ALS_EARLY=1.8, NMO=3.0, HC=1.2),
         per_class(0.0, ALS=-3.5, ALS_EARLY=-0.8, MMN=-1.0, NMO=-1.0),
-        "lit §8",
+        "refs#clin",
     ),
-    # MRC sum: HC 60; ALS ~50 +- 7; MMN ~54 +- 4; MS/NMO ~57 +- 3 (UE, lit §8).
+    # MRC sum: HC 60; ALS ~50 +- 7; MMN ~54 +- 4; MS/NMO ~57 +- 3 (UE, refs#clin).
     Ordinal(
         "mrc_sum",
         0,
@@ -498,7 +500,7 @@ ORDINALS: tuple[Ordinal, ...] = (
         per_class(57.0, ALS=50.0, ALS_EARLY=57.0, MMN=54.0, HC=60.0),
         per_class(3.0, ALS=7.0, ALS_EARLY=2.5, MMN=4.0, HC=1.0),
         per_class(0.0, ALS=-5.0, ALS_EARLY=-1.5, MMN=-1.5),
-        "lit §8 (UE)",
+        "refs#clin (UE)",
     ),
     # Penn UMN: ALS median ~8 (3-14), LMN-dominant ALS near 0 (Kleinveld 2024);
     # MMN 0 (exclusion criterion); MS/NMO 2-6; HC 0, brisk reflexes in some (UE).
@@ -510,9 +512,9 @@ ORDINALS: tuple[Ordinal, ...] = (
         per_class(4.0, ALS=8.5, ALS_LMN=-1.5, ALS_EARLY=2.0, MMN=-3.0, HC=-0.5),
         per_class(3.0, ALS=6.5, ALS_LMN=2.0, ALS_EARLY=2.5, MMN=1.0, NMO=3.5, HC=1.5),
         per_class(0.0, ALS=4.0, ALS_LMN=0.5, ALS_EARLY=1.0),
-        "lit §8 (UE)",
+        "refs#clin (UE)",
     ),
-    # EDSS: RRMS 1.9 +- 0.9; NMOSD AQP4+ median 3.5 (lit §8); ALS/MMN UE; HC 0.
+    # EDSS: RRMS 1.9 +- 0.9; NMOSD AQP4+ median 3.5 (refs#clin); ALS/MMN UE; HC 0.
     Ordinal(
         "edss",
         0,
@@ -521,7 +523,7 @@ ORDINALS: tuple[Ordinal, ...] = (
         per_class(3.0, MMN=2.0, NMO=3.5, MS=1.9, HC=-0.5),
         per_class(1.5, MMN=1.0, NMO=1.6, MS=0.9, HC=0.5),
         per_class(0.0, NMO=0.9, MS=0.5),
-        "lit §8, §9",
+        "refs#clin, §9",
     ),
 )
 
@@ -541,30 +543,30 @@ BINARIES: tuple[Binary, ...] = (
         "anti_gm1_igm",
         "serum",
         per_class(0.10, ALS=0.19, MMN=0.50, HC=0.05),
-        "lit §7 (JNNP 2014); HC UE",
+        "refs#ncs (JNNP 2014); HC UE",
     ),
     Binary(
         "aqp4_igg",
         "serum",
         per_class(0.0, NMO=0.73),
-        "lit §7 (Jarius 2012; Waters 2012)",
+        "refs#ncs (Jarius 2012; Waters 2012)",
     ),
     Binary(
         "oligoclonal_bands",
         "serum",
         per_class(0.03, MS=0.90, NMO=0.13),
-        "lit §7 (Dobson 2013)",
+        "refs#ncs (Dobson 2013)",
     ),
     Binary(
         "lmn_signs",
         "clinical",
         per_class(0.10, ALS=0.85, MMN=0.95, HC=0.05),
-        "UE (domain.md: ALS needs LMN signs; MMN is pure LMN)",
+        "UE (refs#src: ALS needs LMN signs; MMN is pure LMN)",
     ),
 )
 
 # Months since onset, log-normal (median, log-SD): ALS ~1 year diagnostic delay
-# (domain.md, Nitert 2022); MMN slowly progressive over years; MS/NMO UE. HC: none.
+# (refs#src, Nitert 2022); MMN slowly progressive over years; MS/NMO UE. HC: none.
 P_ONSET_RECORDED = 0.9  # onset date/region recorded for a patient (UE)
 MONTHS_SINCE_ONSET = {
     "ALS": (12.0, 0.6),
@@ -580,7 +582,7 @@ ONSET_REGION = {
 }
 # T2 lesion volume, mL: zero-inflated log-normal (P(0), median, log-SD, loading).
 # RRMS 10 +- 11 mL (-> median 6.7, log-SD 0.89); NMOSD brain lesions in ~51 %,
-# small; ALS/MMN/HC ~0-2 mL (lit §8). r(NfL, lesions) ~0.6 in MS (lit §9).
+# small; ALS/MMN/HC ~0-2 mL (refs#clin). r(NfL, lesions) ~0.6 in MS (refs#corr).
 LESIONS = {
     "ALS": (0.60, 0.5, 0.8, 0.0),
     "MMN": (0.60, 0.5, 0.8, 0.0),
@@ -589,9 +591,9 @@ LESIONS = {
     "HC": (0.65, 0.5, 0.8, 0.0),
 }
 
-# --- nerve conduction (lit §7) ----------------------------------------------------
+# --- nerve conduction (refs#ncs) ----------------------------------------------------
 MOTOR_NERVES = {  # nerve: (distal site, proximal site, normal CMAP mV, upper limb)
-    # Normal distal CMAP: median/APB ~8-10 +- 3 mV (lit §7); others UE. Proximal sites
+    # Normal distal CMAP: median/APB ~8-10 +- 3 mV (refs#ncs); others UE. Proximal sites
     # avoid the common entrapment sites (ulnar elbow, peroneal fibular head).
     "median": ("wrist", "elbow", 9.0, True),
     "ulnar": ("wrist", "below_elbow", 9.0, True),
@@ -599,7 +601,7 @@ MOTOR_NERVES = {  # nerve: (distal site, proximal site, normal CMAP mV, upper li
     "tibial": ("ankle", "popliteal_fossa", 12.0, False),
 }
 # Log shift of distal CMAP per class and nerve: ALS reduced in 30-54 % of nerves,
-# split hand APB/ADM 0.44 vs 0.99 (lit §7); MMN upper-limb predominant (UE size).
+# split hand APB/ADM 0.44 vs 0.99 (refs#ncs); MMN upper-limb predominant (UE size).
 CMAP_SHIFT = {
     "ALS": {"median": -0.80, "ulnar": -0.20, "peroneal": -0.45, "tibial": -0.35},
     "ALS_EARLY": {"median": -0.40, "ulnar": -0.10, "peroneal": -0.20, "tibial": -0.15},
@@ -613,10 +615,10 @@ def cmap_shift(unit: str, nerve: str) -> float:
     return shifts.get(nerve, 0.0)
 
 
-CMAP_SD = per_class(0.30, ALS=0.55, MMN=0.50)  # log-SD; HC ~+-3 mV at 9 (lit §7)
-CMAP_LOADING = per_class(0.0, ALS=-0.20, MMN=-0.10)  # CMAP tracks severity (lit §9)
+CMAP_SD = per_class(0.30, ALS=0.55, MMN=0.50)  # log-SD; HC ~+-3 mV at 9 (refs#ncs)
+CMAP_LOADING = per_class(0.0, ALS=-0.20, MMN=-0.10)  # CMAP tracks severity (refs#corr)
 # Conduction block per motor nerve: MMN definite/probable in 47-61 % of patients
-# (lit §7: JNNP 2002; Doneddu 2024) -> P(>= 1 of 8 nerves) ~0.60 with these per-nerve
+# (refs#ncs: JNNP 2002; Doneddu 2024) -> P(>= 1 of 8 nerves) ~0.60 with these per-nerve
 # rates; ALS, NMO, MS, HC ~0-3 % (UE) -> 0.25 % per nerve (~2 % per subject).
 CB_RATE = {"MMN": {True: 0.17, False: 0.04}}
 CB_RATE_OTHER = 0.0025
@@ -638,7 +640,7 @@ F_WAVE = {
     "HC": (25.4, 2.4),
 }
 # Class-independent (and so not informative): distal latency (UE), SNAP amplitudes
-# (sensory NCS abnormal ALS 0-3 %, MMN 0 %, HC ~2.5 %: near-equal, lit §7).
+# (sensory NCS abnormal ALS 0-3 %, MMN 0 %, HC ~2.5 %: near-equal, refs#ncs).
 DISTAL_LATENCY = {
     "median": (3.6, 0.4),
     "ulnar": (2.8, 0.3),
@@ -650,7 +652,7 @@ SENSORY_NERVES = {
     "sural": ("calf", 15.0, 0.40, 48.0),
 }  # site, uV, log-SD, CV (UE)
 
-# --- peripheral nerve / muscle MRI (lit §8; Staff, Muscle Nerve 2015) --------------
+# --- peripheral nerve / muscle MRI (refs#clin; Staff, Muscle Nerve 2015) --------------
 # Nerve changes ALS 58 % / MMN 63 %; muscle changes 57 % / 33 %; no atrophy in MMN.
 # Others, asymmetry and atrophy fractions: UE.
 PMRI_NERVE = per_class(0.05, ALS=0.58, MMN=0.63)

@@ -49,7 +49,7 @@ def test_univariate_literature_anchors_on_a_simulated_cohort(cohort):
     assert set(table["contrast"]) == {c[0] for c in DEFAULT_CONTRASTS}
     row = table.set_index(["contrast", "feature"]).loc["ALS vs HC"]
     nfl, chi, ratio = (row.loc[f] for f in feats)
-    # literature.md s10: NfL ALS vs controls sens 0.91 / spec 0.89; CHI3L1 ~0.55
+    # refs#perf: NfL ALS vs controls sens 0.91 / spec 0.89; CHI3L1 ~0.55
     assert nfl["auc"] > 0.85 and nfl["direction"] == "higher"
     assert nfl["ci_low"] <= nfl["auc"] <= nfl["ci_high"]
     assert 0.5 <= chi["auc"] < 0.75

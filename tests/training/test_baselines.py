@@ -142,7 +142,7 @@ def test_majority_predicts_training_frequencies():
 def test_nfl_62_on_simulated_serum_lands_near_the_published_operating_point():
     """ALS vs rest AUC of the 2-bin NfL model, out of fold, on a large sample.
 
-    literature.md s10: NfL > 62 pg/mL gives sens 85.5 %, spec 81.8 % (AUC of the
+    refs#perf: NfL > 62 pg/mL gives sens 85.5 %, spec 81.8 % (AUC of the
     2-bin rule ~0.84; band 0.75-0.95). The simulator's ALS NfL (median ~62, the
     Simoa limb-onset figures of s1) puts the same cutoff at sens ~0.50, spec ~0.96,
     i.e. a 2-bin AUC ~0.73: the band is widened to 0.65 to accept that, and the

@@ -197,7 +197,7 @@ def test_round_trip_mrs_with_crlb_rejection(table, observed, column):
     obs = observed.loc[table.index]
     acquired = obs["avail_mrs"].to_numpy()
     assert acquired.sum() > 3
-    # The extractor rejects a fit whose %SD exceeds 20 (lit §3).
+    # The extractor rejects a fit whose %SD exceeds 20 (refs#mrs).
     expected_rejected = obs[f"{column}_sd_pct"].to_numpy()[acquired] > 20
     rejected = table[f"{column}_rejected"].to_numpy()[acquired] == 1
     np.testing.assert_array_equal(rejected, expected_rejected)

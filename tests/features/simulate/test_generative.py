@@ -1,6 +1,6 @@
 """Tests for features.simulate.generative: determinism and literature calibration.
 
-The bands are those of ``shared/literature.md`` ("lit §N"), widened only by the
+The bands are those of ``docs/references.md`` (``refs#<anchor>``), widened only by the
 sampling error of one large draw (n = 6000, fixed seed).
 """
 
@@ -59,7 +59,7 @@ def test_different_seed_gives_different_frames():
     [("ALS", 45.0, 110.0), ("HC", 7.0, 14.0), ("MMN", 12.0, 28.0)],
 )
 def test_nfl_group_median_within_literature(large, cls, lo, hi):
-    # lit §1: ALS Simoa 59.7-84 up to Oxford 218 at first visit (median of the
+    # refs#nfl: ALS Simoa 59.7-84 up to Oxford 218 at first visit (median of the
     # simulated centres ~70); HC 10.1 (7.2-13.3); MMN 20.7.
     nfl = large.loc[large["diagnosis"] == cls, "nfl_pg_ml"].dropna()
     assert len(nfl) > 100
@@ -67,7 +67,7 @@ def test_nfl_group_median_within_literature(large, cls, lo, hi):
 
 
 def test_aqp4_positive_only_in_nmo_at_published_sensitivity(large):
-    # lit §7: AQP4-IgG sensitivity 68-78 % in NMOSD, specificity 100 %.
+    # refs#ncs: AQP4-IgG sensitivity 68-78 % in NMOSD, specificity 100 %.
     serum = large[large["avail_serum"]]
     rate = serum.groupby("diagnosis")["aqp4_igg"].mean()
     assert 0.65 <= rate["NMO"] <= 0.80
@@ -83,13 +83,13 @@ def test_aqp4_missing_without_serum(large):
 
 
 def test_oligoclonal_bands_in_ms(large):
-    # lit §7: OCB in 88-94 % of MS (Dobson 2013).
+    # refs#ncs: OCB in 88-94 % of MS (Dobson 2013).
     serum = large[large["avail_serum"] & (large["diagnosis"] == "MS")]
     assert 0.85 <= serum["oligoclonal_bands"].mean() <= 0.95
 
 
 def test_conduction_block_rate_mmn_vs_als_and_hc(large):
-    # lit §7: definite/probable block in 47-61 % of MMN; ~0-3 % in ALS and HC.
+    # refs#ncs: definite/probable block in 47-61 % of MMN; ~0-3 % in ALS and HC.
     ncs = large[large["avail_ncs"]]
     rate = _any_block(ncs).groupby(ncs["diagnosis"]).mean()
     assert 0.47 <= rate["MMN"] <= 0.70
@@ -98,13 +98,13 @@ def test_conduction_block_rate_mmn_vs_als_and_hc(large):
 
 
 def test_nfl_auc_in_sanity_band(large):
-    # lit §10 sanity band: ALS vs HC and ALS vs MMN ~0.90-0.98 (MMN up to 0.985).
+    # refs#perf sanity band: ALS vs HC and ALS vs MMN ~0.90-0.98 (MMN up to 0.985).
     assert 0.90 <= _nfl_auc(large, "ALS", "HC") <= 0.98
     assert 0.88 <= _nfl_auc(large, "ALS", "MMN") <= 0.99
 
 
 def test_m1_precuneus_ratio_operating_point(large):
-    # lit §5 (Sako 2023): at the HC 10th centile (spec 0.90), sensitivity 0.42.
+    # refs#gm (Sako 2023): at the HC 10th centile (spec 0.90), sensitivity 0.42.
     fs = large[large["avail_freesurfer"]]
     ratio = (fs["fs_precentral_l_mm3"] + fs["fs_precentral_r_mm3"]) / (
         fs["fs_precuneus_l_mm3"] + fs["fs_precuneus_r_mm3"]
@@ -112,7 +112,7 @@ def test_m1_precuneus_ratio_operating_point(large):
     cutoff = ratio[fs["diagnosis"] == "HC"].quantile(0.10)
     below = (ratio[fs["diagnosis"] == "ALS"] < cutoff).mean()
     assert 0.35 <= below <= 0.50
-    # Raw ratio of a healthy adult is ~1.5 (bert: 1.52; lit §5).
+    # Raw ratio of a healthy adult is ~1.5 (bert: 1.52; refs#gm).
     assert 1.35 <= ratio[fs["diagnosis"] == "HC"].median() <= 1.65
 
 
@@ -161,20 +161,20 @@ def test_values_missing_exactly_where_modality_not_acquired(large):
     ids=lambda p: p.name,
 )
 def test_every_distribution_cites_a_source(param):
-    # Each distribution cites its row of shared/literature.md or says UE.
+    # Each distribution cites its entry of docs/references.md or says UE.
     assert isinstance(param.source, str) and param.source.strip()
-    assert "lit §" in param.source or "UE" in param.source, param.source
+    assert "refs#" in param.source or "UE" in param.source, param.source
 
 
 def test_nfl_separates_als_from_all_mimics_as_published(large):
-    # lit §10 sanity band: ALS vs all mimics ~0.78-0.90 (blood NfL vs mimics 0.78).
+    # refs#perf sanity band: ALS vs all mimics ~0.78-0.90 (blood NfL vs mimics 0.78).
     sub = large[(large["diagnosis"] != "HC") & large["nfl_pg_ml"].notna()]
     auc = roc_auc_score(sub["diagnosis"] == "ALS", sub["nfl_pg_ml"])
     assert 0.78 <= auc <= 0.90
 
 
 def test_split_hand_ratio_auc(large):
-    # lit §7/§10: split-hand index AUC 0.83; APB/ADM ratio 0.44 in ALS vs 0.99 HC.
+    # refs#ncs/§10: split-hand index AUC 0.83; APB/ADM ratio 0.44 in ALS vs 0.99 HC.
     sub = large[large["diagnosis"].isin(["ALS", "HC"]) & large["avail_ncs"]]
     apb = sub["ncs_median_left_amp"] + sub["ncs_median_right_amp"]
     adm = sub["ncs_ulnar_left_amp"] + sub["ncs_ulnar_right_amp"]

@@ -126,7 +126,7 @@ def test_marginalised_posterior_stays_calibrated(large, modality):
 
 
 def test_aqp4_positive_subjects_are_nmo_with_certainty(small):
-    # lit §7: AQP4-IgG specificity 100 %.
+    # refs#ncs: AQP4-IgG specificity 100 %.
     obs, post = small
     positive = obs["aqp4_igg"] == 1
     assert positive.sum() > 10
@@ -174,9 +174,9 @@ def _pair_auc(obs: pd.DataFrame, modalities: set[str], a: str, b: str) -> float:
     ("modalities", "low", "high"),
     [
         ({"dti"}, 0.72, 0.86),  # CST DTI meta-analysis AUC 0.76; DTI alone 0.81
-        ({"mrs", "dti"}, 0.85, 0.97),  # MRS + DTI, ALS vs HC: AUC 0.93 (lit §10)
+        ({"mrs", "dti"}, 0.85, 0.97),  # MRS + DTI, ALS vs HC: AUC 0.93 (refs#perf)
         ({"freesurfer", "dti"}, 0.84, 0.96),  # thickness + DTI: accuracy 0.91
-        ({"serum"}, 0.90, 0.99),  # NfL-driven ALS vs HC band (lit §10 sanity band)
+        ({"serum"}, 0.90, 0.99),  # NfL-driven ALS vs HC band (refs#perf sanity band)
     ],
 )
 def test_multimodal_anchors_als_vs_hc(anchors, modalities, low, high):
@@ -204,6 +204,6 @@ def test_phenotypes_mix_within_their_class(large):
     lmn = obs["phenotype"] == "ALS_LMN"
     assert (obs.loc[lmn, "diagnosis"] == "ALS").all()
     assert 0.10 < lmn.sum() / (obs["diagnosis"] == "ALS").sum() < 0.20
-    # LMN-predominant ALS has (almost) no UMN signs, like MMN (lit §1, domain.md).
+    # LMN-predominant ALS has (almost) no UMN signs, like MMN (refs#nfl, refs#src).
     penn = obs.loc[lmn & obs["penn_umn"].notna(), "penn_umn"]
     assert (penn == 0).mean() > 0.7
