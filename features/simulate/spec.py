@@ -67,9 +67,8 @@ SITE_CLASS_MIX = {
     "siteD": per_class(0.10, ALS=0.40, MMN=0.06, MS=0.14, HC=0.30),
 }
 # Age at visit, years (truncated to 18-90): refs#clin ages at onset (ALS ~60-65,
-# MMN ~40,
-# NMOSD ~43 +- 16, RRMS ~24-32) plus disease duration; HC recruited across the
-# studies (UE).
+# MMN ~40, NMOSD ~43 +- 16, RRMS ~24-32) plus disease duration; HC recruited
+# across the studies (UE).
 AGE = {
     "ALS": (62.0, 10.0),
     "MMN": (46.0, 12.0),
