@@ -151,8 +151,9 @@ them (an empty column is fine: values may be missing) or retrain on this feature
         return self.feature_names_in_.copy()
 
 
-class SignedLog(TransformerMixin, BaseEstimator):
-    """Signed ``log1p`` of the named right-skewed columns; stateless."""
+class _NamedColumnsStep(TransformerMixin, BaseEstimator):
+    """A stateless step acting on the named ``columns``: ``fit`` only records the
+    input's column names."""
 
     def __init__(self, columns: tuple[str, ...] = ()):
         self.columns = columns
@@ -160,6 +161,10 @@ class SignedLog(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y=None):
         self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
         return self
+
+
+class SignedLog(_NamedColumnsStep):
+    """Signed ``log1p`` of the named right-skewed columns; stateless."""
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self)
@@ -330,7 +335,7 @@ def checked_covariates(X: pd.DataFrame, covariates, owner: str) -> list[str]:
     return list(covariates)
 
 
-class DropColumns(TransformerMixin, BaseEstimator):
+class DropColumns(_NamedColumnsStep):
     """Drop the named columns (covariates used by earlier steps only); stateless.
 
     Examples
@@ -339,13 +344,6 @@ class DropColumns(TransformerMixin, BaseEstimator):
          x
     0  1.0
     """
-
-    def __init__(self, columns: tuple[str, ...] = ()):
-        self.columns = columns
-
-    def fit(self, X: pd.DataFrame, y=None):
-        self.feature_names_in_ = np.asarray(list(X.columns), dtype=object)
-        return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self)

@@ -338,6 +338,6 @@ class TrainConfig:
             elif isinstance(default, tuple) or key in ("models", "classes"):
                 value = tuple(value)
             elif key in PATH_KEYS and value is not None:
-                value = Path(value)
+                value = Path(value).expanduser()  # "~/scratch" in a TOML file
             coerced[key] = value
         return replace(self, **coerced)
