@@ -297,6 +297,71 @@ IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_")
 UNDOCUMENTED = "undocumented"
 
 
+#: The modalities a feature column can belong to (``has_<modality>`` names them).
+MODALITIES = (
+    "clinical",
+    "serum",
+    "ncs",
+    "peripheral_mri",
+    "freesurfer",
+    "dti",
+    "qsm",
+    "vbm",
+    "mrs",
+)
+#: Named feature sets (``--feature-set``): the modalities each keeps. "objective":
+#: the biomarkers a machine measures (imaging, spectroscopy, serum), without the
+#: clinical examination and nerve conduction, which carry the diagnosis's own
+#: criteria.
+FEATURE_SETS = {
+    "all": MODALITIES,
+    "objective": ("serum", "peripheral_mri", "freesurfer", "dti", "qsm", "vbm", "mrs"),
+    "imaging": ("peripheral_mri", "freesurfer", "dti", "qsm", "vbm", "mrs"),
+}
+
+
+def feature_set(names) -> tuple[str, ...]:
+    """The modalities of a feature set: named sets (:data:`FEATURE_SETS`) and
+    modalities (:data:`MODALITIES`) combined, in :data:`MODALITIES` order.
+
+    Examples
+    --------
+    >>> feature_set(["objective"]) == feature_set(["imaging", "serum"])
+    True
+    >>> feature_set(["mrs", "serum"])
+    ('serum', 'mrs')
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in names if n not in FEATURE_SETS and n not in MODALITIES]
+    if unknown or not names:
+        raise ValueError(
+            f"feature set {names}: {unknown or 'empty'}; name sets "
+            f"({', '.join(FEATURE_SETS)}) or modalities ({', '.join(MODALITIES)}), "
+            'e.g. feature_set = ["objective"] or --feature-set serum mrs.'
+        )
+    chosen = {m for n in names for m in FEATURE_SETS.get(n, (n,))}
+    return tuple(m for m in MODALITIES if m in chosen)
+
+
+def in_feature_set(column: str, modalities) -> bool:
+    """Whether ``column`` is a model input under a feature set of ``modalities``:
+    demographics and the site always; ``has_<M>`` with M; a column the dictionary
+    lacks never (a lab's own names have no modality to select them by).
+
+    Examples
+    --------
+    >>> [in_feature_set(c, ("serum",)) for c in ("age", "nfl_pg_ml", "has_serum",
+    ...                                           "has_ncs", "alsfrs_r", "my_score")]
+    [True, True, True, False, False, False]
+    """
+    modality = modality_of(column)
+    if modality in ("demographics", "metadata"):
+        return True
+    if modality == "availability":
+        modality = column.removeprefix("has_")
+    return modality in modalities
+
+
 @functools.cache
 def describe(column: str) -> Entry | None:
     """The dictionary entry of ``column``, or None when it has none (memoised:

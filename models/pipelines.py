@@ -65,7 +65,7 @@ class PipelineSpec:
     hyperparameters and the columns: built once per training run and passed down
     to every fold, search and assessment step (see its parameters there)."""
 
-    calibrate: str | None = "sigmoid"
+    calibrate: str | None = "temperature"
     harmonize: bool = True
     normative: bool = True
     reference: str | None = "HC"
@@ -102,7 +102,7 @@ def make_pipeline(
     columns: list[str],
     seed: int = 0,
     *,
-    calibrate: str | None = "sigmoid",
+    calibrate: str | None = "temperature",
     harmonize: bool = True,
     normative: bool = True,
     reference: str | None = "HC",

@@ -41,7 +41,7 @@ _OPTIONS = {
     "--repeats": ("repeats", int, "outer CV repeats"),
     "--inner-folds": ("inner_folds", int, "inner CV folds"),
     "--trials": ("n_trials", int, "Optuna trials per search"),
-    "--calibrate": ("calibrate", str, "sigmoid, isotonic or none"),
+    "--calibrate": ("calibrate", str, "temperature (default), sigmoid, isotonic, none"),
     "--alpha": ("alpha", float, "conformal miscoverage per class"),
     "--bootstrap": ("n_bootstrap", int, "bootstrap resamples for CIs"),
     "--permutations": ("n_permutations", int, "permutation-test resamples"),
@@ -76,6 +76,11 @@ _LISTS = {
     "--label-map": ("label_map", "label codes to classes, e.g. --label-map 1=ALS 0=HC"),
     "--sex-map": ("sex_map", "sex codes to M/F, e.g. --sex-map 1=M 2=F"),
     "--covariates": ("covariates", "covariates of ComBat and the normative model"),
+    "--feature-set": (
+        "feature_set",
+        "modalities the model sees: all (default), objective (imaging, MRS, serum), "
+        "imaging, and/or modality names (e.g. --feature-set serum mrs)",
+    ),
 }
 #: Environment variables read when neither an option nor --config sets the key.
 ENVIRONMENT = {

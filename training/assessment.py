@@ -2,7 +2,8 @@
 
 Given the champion's out-of-fold probabilities and its outer folds, `assess`
 evaluates it (metrics with bootstrap CIs, confusion, per site, decision curve),
-cross-validates the baselines on the same folds, measures class-conditional
+cross-validates the rule baselines and the plain peers (training/peers.py) on the
+same folds, measures class-conditional
 conformal coverage over the outer folds, the value of each modality (alone and left
 out), whether availability alone predicts the diagnosis, and the univariate
 biomarker analyses of the source studies. Figures are returned for logging.
@@ -34,7 +35,8 @@ from training.evaluation import (
     permutation_test,
     score,
 )
-from training.nested_cv import NestedResult
+from training.nested_cv import NestedResult, on_same_folds
+from training.peers import PEERS
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Assessment:
     sets: list[str]
     predictions: pd.DataFrame
     baselines: dict[str, Evaluation] = field(default_factory=dict)
+    peers: dict[str, Evaluation] = field(default_factory=dict)
     decision: pd.DataFrame | None = None
     modality_value: pd.DataFrame | None = None
     leak: dict[str, Any] | None = None
@@ -159,6 +162,15 @@ def assess(
         ev_b = steps.run(f"baseline {name}", baseline, _baseline_unmet(name, X))
         if ev_b is not None:
             found.baselines[name] = ev_b
+    for name, make in PEERS.items():
+
+        def peer(make=make):
+            proba = on_same_folds(lambda: make(cv.seed), X, y, result, n_jobs=cv.n_jobs)
+            return evaluate(y, proba, classes, mimics=mimics, **boot)
+
+        ev_p = steps.run(f"peer {name}", peer)
+        if ev_p is not None:
+            found.peers[name] = ev_p
     found.decision = steps.run(
         "decision curve",
         lambda: decision_curve(

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from features import dictionary
 from features.io import cache_root
 from models.decision import CLASSES, MIMICS
-from models.pipelines import MODEL_FAMILIES, PipelineSpec
+from models.pipelines import CALIBRATION_METHODS, MODEL_FAMILIES, PipelineSpec
 
 DEFAULT_COHORT_DIR = Path("data") / "simulated"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -105,6 +106,11 @@ class TrainConfig:
     classes, mimics, contrast : tuple of str
         Classes of the diagnosis task, those counted as mimics, and a pairwise
         contrast (e.g. ``("ALS", "MMN")``).
+    feature_set : tuple of str
+        The modalities the model sees: named sets ("all", "objective": imaging,
+        spectroscopy and serum without the clinical examination and nerve
+        conduction; "imaging") and modality names, combined (see
+        :data:`features.dictionary.FEATURE_SETS`). Age, sex and site always stay.
     models : tuple of str
         Model families compared in nested cross-validation.
     outer_folds, repeats, inner_folds, n_trials : int
@@ -112,7 +118,10 @@ class TrainConfig:
         ``repeats=None``: 1, or :data:`SMALL_REPEATS` below ``small_cohort``
         participants.
     calibrate : str
-        Probability calibration inside the folds: "sigmoid", "isotonic" or "none".
+        Probability calibration inside the folds: "temperature" (one softmax
+        temperature, the default: it keeps the learner's ranking and class balance
+        and measured best in experiments/bench_accuracy.py), "sigmoid"
+        (one-vs-rest Platt), "isotonic" or "none".
     harmonize, normative : bool
         ComBat site harmonisation and control-referenced z-scores (both refit per
         fold inside the pipeline).
@@ -150,12 +159,13 @@ class TrainConfig:
     classes: tuple[str, ...] = CLASSES
     mimics: tuple[str, ...] = MIMICS
     contrast: tuple[str, ...] = ("ALS", "MMN")
+    feature_set: tuple[str, ...] = ("all",)
     models: tuple[str, ...] = ("logreg", "xgboost")
     outer_folds: int = 5
     repeats: int | None = None
     inner_folds: int = 3
     n_trials: int = 12
-    calibrate: str = "sigmoid"
+    calibrate: str = "temperature"
     harmonize: bool = True
     normative: bool = True
     covariates: tuple[str, ...] = ("age", "male")
@@ -201,9 +211,10 @@ class TrainConfig:
                 f"mimics = {list(self.mimics)}: choose among the classes other than "
                 f"ALS: {[c for c in self.classes if c != 'ALS']}."
             )
-        if self.calibrate not in ("sigmoid", "isotonic", "none"):
+        if self.calibrate not in (*CALIBRATION_METHODS, "none"):
             raise ValueError(
-                f"calibrate = {self.calibrate!r}; use 'sigmoid', 'isotonic' or 'none'."
+                f"calibrate = {self.calibrate!r}; use one of "
+                f"{', '.join(CALIBRATION_METHODS)} or 'none'."
             )
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha = {self.alpha}: use a value in (0, 1), e.g. 0.1.")
@@ -215,6 +226,7 @@ class TrainConfig:
                 f"covariates = {list(self.covariates)}: the covariates are 'age' and "
                 "'male' (sex); map your columns with --age-column / --sex-column."
             )
+        dictionary.feature_set(self.feature_set)  # raises on an unknown name
         self.input_mapping()  # validates the maps
 
     def input_mapping(self):
@@ -290,6 +302,10 @@ class TrainConfig:
         )
         return RunSpecs(pipeline, search, cv, assessment)
 
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities of :attr:`feature_set`."""
+        return dictionary.feature_set(self.feature_set)
+
     def task_classes(self) -> tuple[str, ...]:
         """Labels the model is trained on for this task."""
         if self.task == "als_vs_mimics":
@@ -336,7 +352,7 @@ class TrainConfig:
             if key in MAP_KEYS and isinstance(value, dict):
                 value = tuple(f"{k}={v}" for k, v in value.items())
             elif isinstance(default, tuple) or key in ("models", "classes"):
-                value = tuple(value)
+                value = (value,) if isinstance(value, str) else tuple(value)
             elif key in PATH_KEYS and value is not None:
                 value = Path(value).expanduser()  # "~/scratch" in a TOML file
             coerced[key] = value

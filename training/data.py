@@ -11,6 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.dictionary import (
+    MODALITIES,
+    UNDOCUMENTED,
+    in_feature_set,
+    modality_of,
+)
 from features.extract import META_COLUMNS, extract_features, feature_columns
 from features.io import read_table, write_table
 from training.config import TrainConfig
@@ -202,10 +208,16 @@ def prepare(
     )
     classes = _classes(cfg, y, rows, source, notes)
     columns, covariates = _columns(rows, cfg, notes)
-    if not columns:
+    if all(modality_of(c) in ("demographics", "metadata") for c in columns):
         raise ValueError(
-            f"{source}: no numeric feature columns to train on; the model inputs "
-            "are the numeric columns other than the identifiers and the diagnosis."
+            f"{source}: no numeric feature columns to train on besides age, sex and "
+            "site; the model inputs are the numeric columns other than the "
+            "identifiers and the diagnosis"
+            + (
+                f", of the modalities of feature set {list(cfg.feature_set)}."
+                if cfg.modalities() != MODALITIES
+                else "."
+            )
         )
     return TrainingData(
         rows[columns],
@@ -261,6 +273,7 @@ def _classes(cfg: TrainConfig, y, rows, source: str, notes: list[str]) -> list[s
 def _columns(rows: pd.DataFrame, cfg: TrainConfig, notes: list[str]):
     """Model inputs (features, covariates, site) and the covariates present."""
     columns = feature_columns(rows.drop(columns=["participant_id"]))
+    columns = _feature_set(columns, cfg, notes)
     for c in [c for c in columns if rows[c].isna().all()]:
         columns.remove(c)
         if c not in cfg.covariates:
@@ -318,6 +331,33 @@ def _columns(rows: pd.DataFrame, cfg: TrainConfig, notes: list[str]):
     return columns, covariates
 
 
+def _feature_set(columns: list[str], cfg: TrainConfig, notes: list[str]) -> list[str]:
+    """``columns`` of the modalities of ``cfg.feature_set``; a note names what
+    was left out by modality, and each chosen modality without columns."""
+    chosen = cfg.modalities()
+    if chosen == MODALITIES:
+        return columns
+    kept = [c for c in columns if in_feature_set(c, chosen)]
+    out = pd.Series([modality_of(c) for c in columns if c not in kept]).value_counts()
+    notes.append(
+        f"feature set {', '.join(cfg.feature_set)} ({', '.join(chosen)}): "
+        f"{len(columns) - len(kept)} of {len(columns)} columns left out ("
+        + ", ".join(f"{m} {k}" for m, k in out.items())
+        + ")"
+        + (
+            "; columns outside the data dictionary (docs/features.md) have "
+            "no modality: rename them to its names to select them"
+            if UNDOCUMENTED in out
+            else ""
+        )
+    )
+    have = {modality_of(c) for c in kept}
+    absent = [m for m in chosen if m not in have]
+    if absent:
+        notes.append(f"feature set: no columns of {', '.join(absent)} in the data")
+    return kept
+
+
 def _task_rows(cfg: TrainConfig) -> tuple[str, ...]:
     if cfg.task == "als_vs_mimics":
         return ("ALS", *cfg.mimics)
@@ -327,16 +367,31 @@ def _task_rows(cfg: TrainConfig) -> tuple[str, ...]:
 
 
 def oracle_posteriors(
-    cohort_dir: Path | None, participant_ids: np.ndarray
+    cohort_dir: Path | None,
+    participant_ids: np.ndarray,
+    modalities: tuple[str, ...] = MODALITIES,
 ) -> pd.DataFrame | None:
     """The simulation's Bayes-optimal posteriors for these subjects, if it has them.
 
-    Read only to print the oracle beside the model; never used for fitting.
+    With every simulated modality among ``modalities`` they are read from
+    ``simulation/truth.tsv``; otherwise recomputed from
+    ``simulation/observed_values.tsv`` conditioning on those modalities only (the
+    limit of a model given that feature set). Read only to print the oracle beside
+    the model; never used for fitting.
     """
     if cohort_dir is None:
         return None
-    truth = Path(cohort_dir) / "simulation" / "truth.tsv"
-    if not truth.exists():
-        return None
-    frame = pd.read_csv(truth, sep="\t").set_index("participant_id")
-    return frame.loc[participant_ids]
+    folder = Path(cohort_dir) / "simulation"
+    from features.simulate import oracle, spec
+
+    if set(spec.MODALITIES) <= set(modalities):
+        if not (folder / "truth.tsv").exists():
+            return None
+        frame = pd.read_csv(folder / "truth.tsv", sep="\t")
+    else:
+        if not (folder / "observed_values.tsv").exists():
+            return None
+        obs = pd.read_csv(folder / "observed_values.tsv", sep="\t")
+        post = oracle.posterior(obs, modalities=set(modalities))
+        frame = pd.concat([obs[["participant_id"]], post], axis=1)
+    return frame.set_index("participant_id").loc[participant_ids]

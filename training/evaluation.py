@@ -2,9 +2,10 @@
 
 Pure functions of arrays: the caller (``training/run.py``) decides what to log.
 Discrimination (balanced accuracy, one-vs-rest AUCs), calibration (Brier score, log
-loss, expected calibration error), per-class sensitivity / specificity / PPV / NPV at
-the argmax operating point, the confusion matrix, per-site metrics, a permutation
-test of a cross-validated score and a decision curve (Vickers & Elkin 2006).
+loss, top-label and class-wise expected calibration error), per-class sensitivity /
+specificity / PPV / NPV at the argmax operating point, the confusion matrix,
+per-site metrics, a permutation test of a cross-validated score and a decision curve
+(Vickers & Elkin 2006).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _bins(p: np.ndarray, n_bins: int) -> np.ndarray:
 
 def _names(classes: list, contrasts: list[str]) -> list[str]:
     names = ["balanced_accuracy", "macro_auc", *contrasts]
-    names += ["brier", "log_loss", "ece"]
+    names += ["brier", "log_loss", "ece", "classwise_ece"]
     names += [f"{m}_{c}" for c in classes for m in _PER_CLASS]
     return names
 
@@ -138,6 +139,10 @@ class _Cases:
         conf = proba.max(axis=1)
         self.ece_bin = _bins(conf, 10)
         self.ece_gap = (self.pred == y) - conf
+        # class-wise ECE (Kull et al. 2019): every class's column binned on its own
+        onehot = np.arange(self.k) == y[:, None]
+        self.cw_bin = _bins(proba, 10) + 10 * np.arange(self.k)
+        self.cw_gap = onehot - proba
         self.groups = [_ranks(proba[:, j]) for j in range(self.k)]
         # binary contrasts: (rank groups, positive mask, rows taking part)
         self.contrasts = []
@@ -169,10 +174,16 @@ class _Cases:
         out = [bal, macro]
         out += [_wauc(g, pos, w * rows) for g, pos, rows in self.contrasts]
         gap = np.bincount(self.ece_bin, weights=w * self.ece_gap, minlength=10)
+        cw = np.bincount(
+            self.cw_bin.ravel(),
+            weights=(w[:, None] * self.cw_gap).ravel(),
+            minlength=10 * k,
+        )
         out += [
             float(w @ self.brier / n),
             float(w @ self.log_loss / n),
             float(np.abs(gap).sum() / n),
+            float(np.abs(cw).sum() / (n * k)),
         ]
         per_class = np.column_stack(
             [sens, _div(tn, tn + fp), _div(tp, tp + fp), _div(tn, tn + fn)]
@@ -346,8 +357,8 @@ def score(
     y, proba, classes: Sequence, mimics: Sequence[str] = MIMICS
 ) -> dict[str, float]:
     """Point estimates of the summary metrics, no bootstrap: balanced accuracy,
-    macro AUC, ALS-vs-rest and ALS-vs-mimics AUC, Brier score, log loss and ECE
-    (those that are defined), as :func:`evaluate` computes them.
+    macro AUC, ALS-vs-rest and ALS-vs-mimics AUC, Brier score, log loss, top-label
+    and class-wise ECE (those that are defined), as :func:`evaluate` computes them.
 
     Examples
     --------

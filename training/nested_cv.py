@@ -7,6 +7,7 @@ refits the whole pipeline; the outer test fold is only predicted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +89,50 @@ def _aligned(pipe, X: pd.DataFrame, classes: list[str]) -> np.ndarray:
     return out
 
 
+def outer_splits(
+    X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, cv: CVSpec
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(fold number, train, test) of every outer fold: ``cv.outer_folds``
+    stratified by label, grouped by participant, reshuffled with seed
+    ``cv.seed + r`` for repeat ``r``."""
+    return [
+        (r * cv.outer_folds + k, train, test)
+        for r in range(cv.repeats)
+        for k, (train, test) in enumerate(
+            StratifiedGroupKFold(
+                cv.outer_folds, shuffle=True, random_state=cv.seed + r
+            ).split(X, y, groups)
+        )
+    ]
+
+
+def on_same_folds(
+    make: Callable[[], Any],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    result: NestedResult,
+    *,
+    n_jobs: int = 1,
+) -> np.ndarray:
+    """Out-of-fold probabilities of ``make()`` (no tuning) fitted on the training
+    side of every outer fold of ``result`` (each repeat), averaged over repeats
+    as :func:`nested_cv` averages: a comparison subject for subject."""
+
+    def fold(test: np.ndarray) -> np.ndarray:
+        train = np.setdiff1d(np.arange(len(X)), test)
+        return _aligned(
+            make().fit(X.iloc[train], y[train]), X.iloc[test], result.classes
+        )
+
+    probas = Parallel(n_jobs=n_jobs)(delayed(fold)(f.test_index) for f in result.folds)
+    total = np.zeros((len(X), len(result.classes)))
+    tested = np.zeros(len(X))
+    for f, proba in zip(result.folds, probas, strict=True):
+        total[f.test_index] += proba
+        tested[f.test_index] += 1
+    return total / tested[:, None]
+
+
 def nested_cv(
     family: str,
     X: pd.DataFrame,
@@ -99,23 +144,22 @@ def nested_cv(
     pipeline: PipelineSpec,
     *,
     progress: bool = False,
+    splits: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> NestedResult:
     """Run (repeated) nested CV of ``family``; out-of-fold probabilities, metrics.
 
     Outer folds: ``cv.outer_folds``, stratified by label, grouped by participant,
     reshuffled with seed ``cv.seed + r`` for repeat ``r``; ``cv.n_jobs`` folds at a
     time. Each fold's :class:`~models.estimators.FoldFallbackWarning` messages are
-    kept in its ``fallbacks``.
+    kept in its ``fallbacks``. ``splits``: (train, test) index pairs to use instead
+    (e.g. leave one site out), each subject tested once.
     """
-    splits = [
-        (r * cv.outer_folds + k, train, test)
-        for r in range(cv.repeats)
-        for k, (train, test) in enumerate(
-            StratifiedGroupKFold(
-                cv.outer_folds, shuffle=True, random_state=cv.seed + r
-            ).split(X, y, groups)
-        )
-    ]
+    repeats = cv.repeats if splits is None else 1
+    splits = (
+        [(k, train, test) for k, (train, test) in enumerate(splits)]
+        if splits is not None
+        else outer_splits(X, y, groups, cv)
+    )
     jobs = Parallel(n_jobs=cv.n_jobs, return_as="generator")(
         delayed(_run_fold)(
             k, train, test, family, X, y, groups, classes, cv, search, pipeline
@@ -136,5 +180,5 @@ def nested_cv(
     total = np.zeros((len(X), len(classes)))
     for f in folds:
         total[f.test_index] += f.proba
-    oof = total / cv.repeats
+    oof = total / repeats
     return NestedResult(family, classes, oof, folds, score(y, oof, classes, cv.mimics))

@@ -43,24 +43,28 @@ class RunResult:
     adjustment: dict | None = None
 
     def summary(self) -> str:
-        """Console summary: every family, the baselines and the oracle side by side,
-        the champion's metrics with 95 % CIs, conformal coverage, warnings."""
+        """Console summary: every family, the plain peers, the baselines and the
+        oracle side by side, the champion's metrics with 95 % CIs, conformal
+        coverage, warnings."""
         rows = {f: r.metrics for f, r in self.results.items()}
+        for name, ev in self.assessment.peers.items():
+            rows[f"peer: {name}"] = ev.metrics["estimate"].to_dict()
         for name, ev in self.assessment.baselines.items():
             rows[f"baseline: {name}"] = ev.metrics["estimate"].to_dict()
         if self.oracle:
             rows["oracle (Bayes-optimal, simulation truth)"] = self.oracle
         wanted = [
-            "macro_auc",
-            "als_vs_rest_auc",
-            "als_vs_mimics_auc",
-            "balanced_accuracy",
             "log_loss",
             "brier",
+            "macro_auc",
+            "als_vs_mimics_auc",
+            "balanced_accuracy",
+            "ece",
+            "classwise_ece",
         ]
         table = pd.DataFrame(rows).T.reindex(columns=wanted).dropna(axis=1, how="all")
         ci = self.assessment.champion.metrics
-        shown = [m for m in (*wanted, "ece") if m in ci.index]
+        shown = [m for m in (*wanted, "als_vs_rest_auc") if m in ci.index]
         cis = [
             f"  {m:<20} {ci.loc[m, 'estimate']:.3f} "
             f"({ci.loc[m, 'ci_low']:.3f}-{ci.loc[m, 'ci_high']:.3f})"
@@ -69,8 +73,10 @@ class RunResult:
         cov = self.assessment.coverage
         lines = [
             "",
-            "Nested cross-validation (out-of-fold, all subjects):",
+            "Nested cross-validation (out-of-fold, all subjects; peers and "
+            "baselines on the same outer folds):",
             table.round(3).to_string(),
+            *self._excess(),
             "",
             f"champion {self.champion}, with bootstrap 95 % CI:",
             *cis,
@@ -119,6 +125,24 @@ class RunResult:
         ]
         return "\n".join(lines)
 
+    def _excess(self) -> list[str]:
+        """One line: log loss above the oracle, champion beside the best peer."""
+        peers = {
+            n: e.metrics.loc["log_loss", "estimate"]
+            for n, e in self.assessment.peers.items()
+        }
+        if not self.oracle or not peers:
+            return []
+        best = min(peers, key=peers.get)
+        floor = self.oracle["log_loss"]
+        mine = self.results[self.champion].metrics["log_loss"] - floor
+        theirs = peers[best] - floor
+        return [
+            f"log loss above the oracle: champion {self.champion} {mine:.3f}, best "
+            f"peer {best} {theirs:.3f} (ratio {mine / max(theirs, 1e-12):.2f}; "
+            "goal <= 0.5)"
+        ]
+
 
 def run(cfg: TrainConfig) -> RunResult:
     """Train, evaluate and register a model as ``cfg`` says (see TrainConfig)."""
@@ -158,7 +182,8 @@ def run(cfg: TrainConfig) -> RunResult:
                 cfg.n_trials,
             )
             results[family] = _evaluate(family, data, classes, specs)
-        champion = max(results, key=lambda f: results[f].metrics["macro_auc"])
+        # a proper score: the probabilities are what a clinician reads
+        champion = min(results, key=lambda f: results[f].metrics["log_loss"])
         log.info(
             "refitting the champion (%s) on all subjects with the same inner "
             "search ...",
@@ -181,7 +206,7 @@ def run(cfg: TrainConfig) -> RunResult:
             ).fit(data.X, data.y)
         fallbacks = _fallbacks(results, final_fallbacks)
         notes += fallbacks["notes"]
-        oracle = _oracle(data, classes, cfg.mimics)
+        oracle = _oracle(data, classes, cfg.mimics, cfg.modalities())
         log.info("assessing: baselines, conformal sets, modality value, analyses ...")
         found = assess(
             data,
@@ -323,17 +348,29 @@ def _evaluate(family: str, data, classes: list[str], specs: RunSpecs) -> NestedR
     return res
 
 
-def _oracle(data, classes: list[str], mimics) -> dict[str, float] | None:
-    """Metrics of the simulation's Bayes-optimal posterior, mapped to the task."""
-    truth = oracle_posteriors(data.cohort_dir, data.table["participant_id"].to_numpy())
+def oracle_proba(
+    data, classes: list[str], mimics, modalities: tuple[str, ...]
+) -> np.ndarray | None:
+    """The simulation's Bayes-optimal posterior given ``modalities``, mapped to
+    the task's ``classes`` (None for a cohort that is not simulated)."""
+    truth = oracle_posteriors(
+        data.cohort_dir, data.table["participant_id"].to_numpy(), modalities
+    )
     if truth is None:
         return None
     columns = [
         [f"p_{m}" for m in mimics] if c == POOLED_MIMIC else [f"p_{c}"] for c in classes
     ]
     proba = np.column_stack([truth[cols].sum(axis=1).to_numpy() for cols in columns])
-    proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
-    return score(data.y, proba, classes, mimics)
+    return proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
+
+
+def _oracle(
+    data, classes: list[str], mimics, modalities: tuple[str, ...]
+) -> dict[str, float] | None:
+    """Metrics of :func:`oracle_proba`."""
+    proba = oracle_proba(data, classes, mimics, modalities)
+    return None if proba is None else score(data.y, proba, classes, mimics)
 
 
 def _log_assessment(found: Assessment) -> None:
@@ -341,6 +378,8 @@ def _log_assessment(found: Assessment) -> None:
     tracking.log_metrics(found.champion.flat(), "champion_")
     for name, ev in found.baselines.items():
         tracking.log_metrics(ev.metrics["estimate"], f"baseline_{name}_")
+    for name, ev in found.peers.items():
+        tracking.log_metrics(ev.flat(), f"peer_{name}_")
     tracking.log_metrics(found.coverage["coverage"], "conformal_coverage_")
     if found.leak is not None:
         tracking.log_metrics({"missingness_leak_macro_auc": found.leak["macro_auc"]})
@@ -357,6 +396,10 @@ def _log_assessment(found: Assessment) -> None:
     }
     if found.modality_value is not None:
         tables["modality_value.csv"] = found.modality_value.reset_index()
+    if found.peers:
+        tables["peers.csv"] = pd.concat(
+            {k: v.metrics for k, v in found.peers.items()}, names=["peer"]
+        ).reset_index()
     if found.baselines:
         tables["baselines.csv"] = pd.concat(
             {k: v.metrics for k, v in found.baselines.items()}, names=["baseline"]

@@ -11,6 +11,8 @@ cancel and are left out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 from scipy import special, stats
@@ -34,7 +36,11 @@ def _log(p: np.ndarray | float) -> np.ndarray:
 
 
 def posterior(
-    obs: pd.DataFrame, *, history: bool = False, covariates: bool = True
+    obs: pd.DataFrame,
+    *,
+    history: bool = False,
+    covariates: bool = True,
+    modalities: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Return ``p_<CLASS>`` columns: the exact posterior for each row of ``obs``.
 
@@ -52,14 +58,21 @@ def posterior(
         them the classes are equally likely a priori and only measured values
         count: the setting of published single- and multi-marker AUCs (see
         :func:`observe_only`).
+    modalities : collection of str, optional
+        Condition only on these modalities (:data:`spec.MODALITIES`; others are
+        ignored): their values and, with ``covariates``, whether each was
+        acquired. The Bayes limit of a model shown only those modalities' columns
+        (``--feature-set``). ``None``: all.
     """
+    if modalities is not None:
+        obs = observe_only(obs, set(modalities))
     nodes, weights = np.polynomial.hermite_e.hermegauss(N_QUADRATURE)
     log_w = np.log(weights) - 0.5 * _LOG_2PI
     logp = np.empty((len(obs), len(spec.CLASSES)))
     for k, c in enumerate(spec.CLASSES):
         flat = _log_static(obs, c, availability=covariates)
         if covariates:
-            flat = flat + _log_prior(obs, c)
+            flat = flat + _log_prior(obs, c, modalities)
         if history:
             flat = flat + _log_history(obs, c)
         mixture = [  # p(values | class) sums over the class's phenotypes
@@ -100,7 +113,9 @@ def observe_only(obs: pd.DataFrame, modalities: set[str]) -> pd.DataFrame:
     return out
 
 
-def _log_prior(obs: pd.DataFrame, c: str) -> np.ndarray:
+def _log_prior(
+    obs: pd.DataFrame, c: str, modalities: Collection[str] | None = None
+) -> np.ndarray:
     mix = {
         s: spec.SITE_CLASS_MIX[s][c]
         / sum(spec.SITE_CLASS_MIX[s][k] for k in spec.CLASSES)
@@ -116,6 +131,8 @@ def _log_prior(obs: pd.DataFrame, c: str) -> np.ndarray:
     out = out + np.where(male, _log(spec.P_MALE[c]), _log(1 - spec.P_MALE[c]))
     site = obs["site"].to_numpy()
     for m_ in spec.MODALITIES:
+        if modalities is not None and m_ not in modalities:
+            continue  # its acquisition is not among the inputs either
         p = _availability_p(m_, c, site)
         out = out + np.where(obs[f"avail_{m_}"], _log(p), _log(1 - p))
     return out

@@ -113,3 +113,24 @@ def test_site_codes_stay_text(tmp_path, table):
     )
     data = load_training_data(TrainConfig(features=path))
     assert set(data.X["site"]) == {"01", "02"}
+
+
+def test_objective_feature_set_keeps_imaging_mrs_serum_and_says_what_it_left(table):
+    cfg = TrainConfig(feature_set=("objective",))
+    data = prepare(table, cfg, "features.tsv", "x")
+    kept = set(data.X)
+    assert {"age", "male", "site", "nfl_pg_ml", "has_serum", "has_dti"} <= kept
+    assert not any(c.startswith("ncs_") for c in kept)
+    assert {"alsfrs_r", "penn_umn", "has_ncs", "has_clinical"}.isdisjoint(kept)
+    note = next(n for n in data.notes if n.startswith("feature set objective"))
+    assert "columns left out (" in note and "ncs " in note and "clinical " in note
+
+
+def test_a_feature_set_of_modalities_and_its_clear_errors():
+    cfg = TrainConfig().updated(feature_set="serum")  # a TOML string, not a list
+    assert cfg.modalities() == ("serum",)
+    with pytest.raises(ValueError, match="name sets .*objective.* or modalities"):
+        TrainConfig(feature_set=("blood",))
+    # a lab's own column names have no modality: the error says why
+    with pytest.raises(ValueError, match="of the modalities of feature set"):
+        load_training_data(TrainConfig(**LAB, feature_set=("serum",)))

@@ -82,6 +82,23 @@ def test_ece_of_a_hand_case():
     proba = np.tile([0.8, 0.1, 0.1], (10, 1))
     ev = evaluate(y, proba, CLASSES, n_boot=0)
     assert ev.metrics.loc["ece", "estimate"] == pytest.approx(0.3)
+    # class-wise: ALS |0.5 - 0.8|, MMN |0.5 - 0.1|, third class |0 - 0.1|; mean
+    assert ev.metrics.loc["classwise_ece", "estimate"] == pytest.approx(0.8 / 3)
+
+
+def test_classwise_ece_matches_a_plain_loop():
+    y, proba = _sample(500, seed=3, conc=0.5)
+    est = evaluate(y, proba, CLASSES, n_boot=0).metrics["estimate"]
+    edges = np.linspace(0, 1, 11)
+    per_class = []
+    for j, c in enumerate(CLASSES):
+        p, hit = proba[:, j], (y == c).astype(float)
+        total = 0.0
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            inside = (p > lo) & (p <= hi) if lo > 0 else (p <= hi)
+            total += abs((hit[inside] - p[inside]).sum())
+        per_class.append(total / len(y))
+    assert est["classwise_ece"] == pytest.approx(np.mean(per_class))
 
 
 def test_agrees_with_scikit_learn():

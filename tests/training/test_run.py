@@ -146,3 +146,21 @@ def test_fold_fallbacks_are_recorded_in_the_run_not_printed(trained):
         notes = json.load(fh)
     first = list(dict.fromkeys(recorded))[:10]  # distinct, in fold order
     assert set(first) <= set(notes["fold_fallbacks"])
+
+
+def test_peers_stand_beside_the_champion_chosen_by_log_loss(trained):
+    """Default XGBoost and plain logistic regression on the same folds, in the
+    summary and in MLflow; the champion has the lowest nested-CV log loss."""
+    result, cfg = trained
+    assert set(result.assessment.peers) == {"xgboost_default", "logreg_plain"}
+    losses = {f: r.metrics["log_loss"] for f, r in result.results.items()}
+    assert result.champion == min(losses, key=losses.get)
+    text = result.summary()
+    assert "peer: xgboost_default" in text and "peer: logreg_plain" in text
+    assert "log loss above the oracle" in text
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    metrics = mlflow.get_run(result.run_id).data.metrics
+    for name in ("xgboost_default", "logreg_plain"):
+        for m in ("log_loss", "brier", "classwise_ece", "log_loss_ci_high"):
+            assert np.isfinite(metrics[f"peer_{name}_{m}"])
+    assert "champion_classwise_ece" in metrics

@@ -207,3 +207,19 @@ def test_phenotypes_mix_within_their_class(large):
     # LMN-predominant ALS has (almost) no UMN signs, like MMN (refs#nfl, refs#src).
     penn = obs.loc[lmn & obs["penn_umn"].notna(), "penn_umn"]
     assert (penn == 0).mean() > 0.7
+
+
+def test_restricted_posterior_ignores_the_other_modalities(small):
+    """The Bayes limit of a feature set: neither the values nor the acquisition of
+    a left-out modality moves it; all modalities give the full posterior."""
+    obs, post = small
+    kept = {"serum", "mrs", "dti"}
+    restricted = posterior(obs, modalities=kept)
+    _assert_valid(restricted, obs)
+    shuffled = obs.copy()
+    for m in set(spec.MODALITIES) - kept:
+        shuffled[f"avail_{m}"] = ~shuffled[f"avail_{m}"]
+    shuffled["alsfrs_r"] = shuffled["alsfrs_r"].sample(frac=1, random_state=0).values
+    pd.testing.assert_frame_equal(posterior(shuffled, modalities=kept), restricted)
+    pd.testing.assert_frame_equal(posterior(obs, modalities=spec.MODALITIES), post)
+    assert not np.allclose(restricted.to_numpy(), post.to_numpy())
