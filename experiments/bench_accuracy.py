@@ -197,9 +197,9 @@ def _fixed_pipeline(family: str, changes: dict, columns, seed: int):
     return pipe
 
 
-def _tuned(data, cfg: TrainConfig, splits, trials: int, inner: int) -> np.ndarray:
-    """Out-of-fold probabilities of ``make train``'s choice: both families tuned,
-    the one with the lower nested-CV log loss."""
+def _tuned(data, cfg: TrainConfig, splits, trials: int, inner: int) -> list:
+    """Nested CV of both families as ``make train`` runs it (its champion is the
+    one with the lower log loss)."""
     cfg = replace(
         cfg,
         n_trials=trials,
@@ -207,7 +207,7 @@ def _tuned(data, cfg: TrainConfig, splits, trials: int, inner: int) -> np.ndarra
         optuna_storage=f"sqlite:///{ROOT / 'optuna.db'}",
     )
     specs = cfg.specs(set(data.y), data.covariates, f"bench-{os.getpid()}")
-    results = [
+    return [
         nested_cv(
             f,
             data.X,
@@ -221,6 +221,9 @@ def _tuned(data, cfg: TrainConfig, splits, trials: int, inner: int) -> np.ndarra
         )
         for f in ("logreg", "xgboost")
     ]
+
+
+def _champion(results) -> np.ndarray:
     return min(results, key=lambda r: r.metrics["log_loss"]).oof_proba
 
 
@@ -256,7 +259,7 @@ def one_cell(scenario, n, seed, args) -> list[dict]:
                 lambda: make(seed), X, y, folds, n_jobs=args.jobs
             ),
         )
-    ablate = scenario in args.ablate_in
+    ablate = scenario in args.ablate_in and len(y) <= args.ablate_max
     families = ("logreg", "xgboost", *(("svm", "random_forest") if ablate else ()))
     for name, (family, changes) in _variants(families, ablate).items():
         timed(
@@ -269,13 +272,18 @@ def one_cell(scenario, n, seed, args) -> list[dict]:
                 n_jobs=args.jobs,
             ),
         )
-    if len(y) <= args.tuned_max:
-        timed("default", lambda: _tuned(data, cfg, splits, args.trials, 3))
+    if scenario in args.tuned_in and len(y) <= args.tuned_max:
+        t = time.perf_counter()
+        both = _tuned(data, cfg, splits, args.trials, 3)
+        add("default", _champion(both), time.perf_counter() - t)
+        add("mean of both families", (both[0].oof_proba + both[1].oof_proba) / 2, 0)
         if scenario in args.tuning:
             for trials, inner in ((6, 3), (25, 3), (12, 5)):
                 timed(
                     f"tuning {trials} trials x {inner} inner",
-                    lambda t=trials, i=inner: _tuned(data, cfg, splits, t, i),
+                    lambda t=trials, i=inner: _champion(
+                        _tuned(data, cfg, splits, t, i)
+                    ),
                 )
     for r in rows:
         r.update(scenario=scenario, n=len(y), seed=seed)
@@ -283,11 +291,24 @@ def one_cell(scenario, n, seed, args) -> list[dict]:
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and SD over seeds of each row's metrics, per scenario and size."""
+    """Mean and SD over seeds of each row's metrics, per scenario and size, and
+    ``delta``: an ablation's log loss minus its family's fixed row on the same
+    folds (paired, so its SD is that of the difference, not of the cohorts)."""
     keys = ["scenario", "n", "row"]
-    g = frame.groupby(keys, sort=False)[list(METRICS)]
+    frame = frame.drop_duplicates([*keys, "seed"], keep="last").copy()
+    family = frame["row"].str.split(" ").str[0]
+    base = (
+        frame.assign(row=family + " fixed")[[*keys, "seed"]]
+        .merge(frame[[*keys, "seed", "log_loss"]], how="left", on=[*keys, "seed"])[
+            "log_loss"
+        ]
+        .to_numpy()
+    )
+    ablation = family.isin(list(FIXED)) & ~frame["row"].str.endswith(" fixed")
+    frame["delta"] = np.where(ablation, frame["log_loss"].to_numpy() - base, np.nan)
+    g = frame.groupby(keys, sort=False)[[*METRICS, "delta"]]
     mean, sd, k = g.mean(), g.std(ddof=1), g.size().rename("seeds")
-    return mean.join(sd, rsuffix="_sd").join(k)
+    return mean.join(sd.add_suffix("_sd")).join(k)
 
 
 def goals(summary: pd.DataFrame) -> list[str]:
@@ -305,12 +326,14 @@ def goals(summary: pd.DataFrame) -> list[str]:
             ours = fixed["log_loss"].idxmin()
         mine, theirs = block.loc[ours], block.loc[best]
         ratio = mine["excess"] / max(theirs["excess"], 1e-12)
+        ece_goal = 0.05 if n < 1000 else 0.03
         lines.append(
             f"{scenario:>13} n={n:<5} {ours:<16} log loss {mine['log_loss']:.3f} "
             f"vs {best} {theirs['log_loss']:.3f}: "
             f"{'BEATS' if mine['log_loss'] <= theirs['log_loss'] else 'LOSES'}; "
             f"excess ratio {ratio:.2f} ({'met' if ratio <= 0.5 else 'not met'}, goal "
-            f"<= 0.5); ECE {mine['ece']:.3f}"
+            f"<= 0.5); ECE {mine['ece']:.3f} ("
+            f"{'met' if mine['ece'] <= ece_goal else 'not met'}, goal <= {ece_goal})"
         )
     return lines
 
@@ -318,11 +341,14 @@ def goals(summary: pd.DataFrame) -> list[str]:
 def markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table (mean ± SD over seeds)."""
     head = "| scenario | n | row | log loss | excess over oracle | Brier | macro AUC "
-    head += "| bal. acc. | ECE | class-wise ECE |"
-    lines = [head, "|" + "---|" * 10]
+    head += "| bal. acc. | ECE | class-wise ECE | Δ log loss vs family's fixed row |"
+    lines = [head, "|" + "---|" * 11]
     for (scenario, n, row), r in summary.iterrows():
         cells = []
-        for m in METRICS:
+        for m in (*METRICS, "delta"):
+            if not np.isfinite(r[m]):
+                cells.append("")
+                continue
             sd = r[f"{m}_sd"]
             digits = 4 if m == "macro_auc" else 3
             cell = f"{r[m]:.{digits}f}"
@@ -368,6 +394,15 @@ def main() -> None:
         help="largest cohort whose default row is tuned",
     )
     p.add_argument(
+        "--tuned-in",
+        nargs="*",
+        default=["main"],
+        help="scenarios with the tuned default row (others: the fixed rows)",
+    )
+    p.add_argument(
+        "--ablate-max", type=int, default=400, help="largest cohort with ablations"
+    )
+    p.add_argument(
         "--ablate-in",
         nargs="*",
         default=["main", "site_shift"],
@@ -381,30 +416,46 @@ def main() -> None:
     )
     p.add_argument("--shift", type=float, default=4.0)
     p.add_argument("--jobs", type=int, default=-1)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "accuracy.csv",
+        help="CSV of every row, rewritten after each (scenario, size, seed)",
+    )
+    p.add_argument(
+        "--from-csv",
+        type=Path,
+        nargs="+",
+        help="summarise these CSVs of earlier runs instead of running",
+    )
     p.add_argument("--write-readme", action="store_true")
     a = p.parse_args()
     warnings.simplefilter("ignore", FoldFallbackWarning)
     warnings.simplefilter("ignore", UserWarning)
     ROOT.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = []
-    for scenario in a.scenarios:
-        sizes = {"main": a.sizes, "single_centre": [150]}.get(scenario, [400])
-        for n in sizes:
-            for seed in a.seeds:
-                rows += one_cell(scenario, n, seed, a)
-    frame = pd.DataFrame(rows)
-    out = ROOT / "accuracy.csv"
-    frame.to_csv(out.with_suffix(".tmp"), index=False)
-    out.with_suffix(".tmp").replace(out)
-    summary = summarise(frame)
     command = "python experiments/bench_accuracy.py " + " ".join(sys.argv[1:])
-    stamp = (
-        f"`{command.strip()}`, {datetime.date.today()}, "
-        f"{os.cpu_count()} CPUs ({platform.machine()}), "
-        f"{time.perf_counter() - start:.0f} s; mean ± SD over seeds "
-        f"{', '.join(map(str, a.seeds))}"
+    if a.from_csv:
+        frame = pd.concat([pd.read_csv(f) for f in a.from_csv], ignore_index=True)
+        runs = frame.groupby(["scenario", "n", "seed"])["seconds"].sum().sum()
+        stamp = f"`{command.strip()}` (rows of earlier runs, {runs:.0f} s of fitting)"
+    else:
+        rows = []
+        for scenario in a.scenarios:
+            sizes = {"main": a.sizes, "single_centre": [150]}.get(scenario, [400])
+            for n in sizes:
+                for seed in a.seeds:
+                    rows += one_cell(scenario, n, seed, a)
+                    tmp = a.out.with_suffix(".tmp")
+                    pd.DataFrame(rows).to_csv(tmp, index=False)
+                    tmp.replace(a.out)
+        frame = pd.DataFrame(rows)
+        stamp = f"`{command.strip()}`, {time.perf_counter() - start:.0f} s"
+    stamp += (
+        f", {datetime.date.today()}, {os.cpu_count()} CPUs ({platform.machine()}); "
+        f"mean ± SD over seeds {', '.join(map(str, sorted(frame['seed'].unique())))}"
     )
+    summary = summarise(frame)
     table = markdown(summary)
     checks = goals(summary)
     print("\n" + stamp + "\n\n" + table + "\n\nGoals:\n" + "\n".join(checks))

@@ -335,7 +335,7 @@ def feature_set(names) -> tuple[str, ...]:
     unknown = [n for n in names if n not in FEATURE_SETS and n not in MODALITIES]
     if unknown or not names:
         raise ValueError(
-            f"feature set {names}: {unknown or 'empty'}; name sets "
+            f"feature set {names}: unknown {unknown or 'empty'}; name sets "
             f"({', '.join(FEATURE_SETS)}) or modalities ({', '.join(MODALITIES)}), "
             'e.g. feature_set = ["objective"] or --feature-set serum mrs.'
         )

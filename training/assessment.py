@@ -156,7 +156,7 @@ def assess(
     for name, make in BASELINES.items():
 
         def baseline(make=make):
-            proba = _cross_validate(make, X, y, folds, classes)
+            proba = on_same_folds(make, X, y, result)
             return evaluate(y, proba, classes, mimics=mimics, **boot)
 
         ev_b = steps.run(f"baseline {name}", baseline, _baseline_unmet(name, X))
