@@ -226,7 +226,10 @@ class FoldCalibratedClassifier(ClassifierMixin, BaseEstimator):
     Calibration is fitted by internal stratified K-fold on the data given to
     ``fit`` (inside a pipeline: the training fold only). When the rarest class has
     fewer than ``cv`` rows, the number of internal folds drops to that count (at
-    least 2), where ``CalibratedClassifierCV`` would raise. Class weights of the
+    least 2), where ``CalibratedClassifierCV`` would raise; a class with a single
+    row is then missing from one internal fit, which temperature scaling cannot
+    average over, so that fit uses ``"sigmoid"`` (``method_``) with a
+    :class:`FoldFallbackWarning`. Class weights of the
     wrapped estimator (``class_weight`` or :class:`BalancedClassifier`) apply in
     every internal fit; the calibrators themselves are unweighted, so the
     probabilities match the training prevalence.
@@ -267,12 +270,25 @@ class FoldCalibratedClassifier(ClassifierMixin, BaseEstimator):
             )
         self.n_splits_ = int(max(2, min(self.cv, counts.min())))
         cv = self.n_splits_
+        self.method_ = self.method
         if counts.min() < self.n_splits_:
             # explicit splits skip CalibratedClassifierCV's rows-per-class check; the
             # singleton class is then learned in one internal fold only
             cv = list(StratifiedKFold(self.n_splits_).split(np.zeros(len(y)), y))
+            if self.method == "temperature":
+                # scikit-learn's temperature scaling cannot average internal fits
+                # that saw different classes; one-vs-rest sigmoids can
+                self.method_ = "sigmoid"
+                rare = ", ".join(str(c) for c in labels[counts < self.n_splits_])
+                warnings.warn(
+                    f"calibration: class(es) {rare} had a single training row, so "
+                    "an internal fold lacks them; calibrated with 'sigmoid' instead "
+                    "of 'temperature'.",
+                    FoldFallbackWarning,
+                    stacklevel=2,
+                )
         self.calibrated_ = CalibratedClassifierCV(
-            clone(self.estimator), method=self.method, cv=cv
+            clone(self.estimator), method=self.method_, cv=cv
         ).fit(X, y)
         self.classes_ = self.calibrated_.classes_
         return self

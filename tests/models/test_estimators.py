@@ -11,6 +11,7 @@ from models.estimators import (
     BalancedClassifier,
     ColumnChecker,
     FoldCalibratedClassifier,
+    FoldFallbackWarning,
     SignedLog,
     prefixed_columns,
     reference_rows,
@@ -82,6 +83,15 @@ def test_fold_calibrated_classifier_keeps_string_classes_and_weights():
     with pytest.warns(UserWarning, match="only 1 members"):
         clf = FoldCalibratedClassifier(base, cv=3).fit(X, y)
     assert clf.n_splits_ == 2 and clf.predict_proba(X).shape == (60, 3)
+    # temperature scaling cannot average internal fits that saw other classes:
+    # that fit is sigmoid-calibrated, and the fallback is said by name
+    with pytest.warns(FoldFallbackWarning, match="NMO had a single training row"):
+        clf = FoldCalibratedClassifier(base, method="temperature").fit(X, y)
+    assert clf.method_ == "sigmoid"
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+    y[-5] = "MMN"  # no singleton: temperature as asked
+    clf = FoldCalibratedClassifier(base, method="temperature").fit(X, y)
+    assert clf.method_ == "temperature"
 
 
 def test_fold_calibrated_classifier_rejects_a_binary_singleton():
