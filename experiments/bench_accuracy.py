@@ -286,7 +286,7 @@ def one_cell(scenario, n, seed, args) -> list[dict]:
                     ),
                 )
     for r in rows:
-        r.update(scenario=scenario, n=len(y), seed=seed)
+        r.update(scenario=scenario, size=n, n=len(y), seed=seed)
     return rows
 
 
@@ -294,8 +294,24 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean and SD over seeds of each row's metrics, per scenario and size, and
     ``delta``: an ablation's log loss minus its family's fixed row on the same
     folds (paired, so its SD is that of the difference, not of the cohorts)."""
-    keys = ["scenario", "n", "row"]
-    frame = frame.drop_duplicates([*keys, "seed"], keep="last").copy()
+    frame = frame.copy()
+    if "size" not in frame:  # CSVs written before the column existed
+        frame["size"] = np.where(frame["scenario"] == "early_als", 400, frame["n"])
+    # rows are grouped by the size asked for; early_als keeps a subset of it
+    frame["size"] = np.where(
+        frame["size"] == frame["n"],
+        frame["size"].astype(str),
+        frame["size"].astype(str)
+        + " ("
+        + frame.groupby(["scenario", "size"])["n"]
+        .transform("mean")
+        .round()
+        .astype(int)
+        .astype(str)
+        + " kept)",
+    )
+    keys = ["scenario", "size", "row"]
+    frame = frame.drop_duplicates([*keys, "seed"], keep="last")
     family = frame["row"].str.split(" ").str[0]
     base = (
         frame.assign(row=family + " fixed")[[*keys, "seed"]]
@@ -314,7 +330,8 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
 def goals(summary: pd.DataFrame) -> list[str]:
     """The issue's goals, checked on the summary: one line each."""
     lines = []
-    for (scenario, n), block in summary.groupby(level=[0, 1], sort=False):
+    for (scenario, size), block in summary.groupby(level=[0, 1], sort=False):
+        n = int(size.split()[0])
         block = block.droplevel([0, 1])
         peers = block[block.index.str.startswith("peer ")]
         if peers.empty:
@@ -328,7 +345,7 @@ def goals(summary: pd.DataFrame) -> list[str]:
         ratio = mine["excess"] / max(theirs["excess"], 1e-12)
         ece_goal = 0.03 if n >= 4000 else 0.05  # the issue's goals: n = 400, 4000
         lines.append(
-            f"{scenario:>13} n={n:<5} {ours:<16} log loss {mine['log_loss']:.3f} "
+            f"{scenario:>13} n={size:<5} {ours:<16} log loss {mine['log_loss']:.3f} "
             f"vs {best} {theirs['log_loss']:.3f}: "
             f"{'BEATS' if mine['log_loss'] <= theirs['log_loss'] else 'LOSES'}; "
             f"excess ratio {ratio:.2f} ({'met' if ratio <= 0.5 else 'not met'}, goal "
@@ -337,6 +354,12 @@ def goals(summary: pd.DataFrame) -> list[str]:
                 f" ({'met' if mine['ece'] <= ece_goal else 'not met'}, goal <= "
                 f"{ece_goal})"
                 if n >= 400
+                else ""
+            )
+            + (
+                f"; balanced accuracy {mine['balanced_accuracy']:.3f}, oracle "
+                f"{block.loc['oracle', 'balanced_accuracy']:.3f} (goal: within 0.03)"
+                if n >= 4000
                 else ""
             )
         )
@@ -442,7 +465,7 @@ def main() -> None:
     command = "python experiments/bench_accuracy.py " + " ".join(sys.argv[1:])
     if a.from_csv:
         frame = pd.concat([pd.read_csv(f) for f in a.from_csv], ignore_index=True)
-        runs = frame.groupby(["scenario", "n", "seed"])["seconds"].sum().sum()
+        runs = frame["seconds"].sum()
         stamp = f"`{command.strip()}` (rows of earlier runs, {runs:.0f} s of fitting)"
     else:
         rows = []

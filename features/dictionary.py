@@ -270,9 +270,20 @@ ENTRIES: tuple[Entry, ...] = (
 )
 
 
-PLACEHOLDERS = {
-    "<modality>": "clinical, serum, ncs, peripheral_mri, freesurfer, dti, qsm, vbm, "
+#: The modalities a feature column can belong to (``has_<modality>`` names them).
+MODALITIES = (
+    "clinical",
+    "serum",
+    "ncs",
+    "peripheral_mri",
+    "freesurfer",
+    "dti",
+    "qsm",
+    "vbm",
     "mrs",
+)
+PLACEHOLDERS = {
+    "<modality>": ", ".join(MODALITIES),
     "<antibody>": "anti_gm1_igm, aqp4_igg, oligoclonal_bands (titres: the first two)",
     "<structure>": "thalamus, caudate, putamen, pallidum, precentral, precuneus, "
     "pulvinar (with _l / _r), total_gray",
@@ -297,18 +308,6 @@ IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_")
 UNDOCUMENTED = "undocumented"
 
 
-#: The modalities a feature column can belong to (``has_<modality>`` names them).
-MODALITIES = (
-    "clinical",
-    "serum",
-    "ncs",
-    "peripheral_mri",
-    "freesurfer",
-    "dti",
-    "qsm",
-    "vbm",
-    "mrs",
-)
 #: Named feature sets (``--feature-set``): the modalities each keeps. "objective":
 #: the biomarkers a machine measures (imaging, spectroscopy, serum), without the
 #: clinical examination and nerve conduction, which carry the diagnosis's own
