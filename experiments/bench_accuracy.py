@@ -295,8 +295,13 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     ``delta``: an ablation's log loss minus its family's fixed row on the same
     folds (paired, so its SD is that of the difference, not of the cohorts)."""
     frame = frame.copy()
-    if "size" not in frame:  # CSVs written before the column existed
-        frame["size"] = np.where(frame["scenario"] == "early_als", 400, frame["n"])
+    # rows of CSVs written before the column existed
+    asked = np.where(frame["scenario"] == "early_als", 400, frame["n"])
+    frame["size"] = (
+        frame.get("size", pd.Series(np.nan, frame.index))
+        .fillna(pd.Series(asked, frame.index))
+        .astype(int)
+    )
     # rows are grouped by the size asked for; early_als keeps a subset of it
     frame["size"] = np.where(
         frame["size"] == frame["n"],
@@ -358,7 +363,15 @@ def goals(summary: pd.DataFrame) -> list[str]:
             )
             + (
                 f"; balanced accuracy {mine['balanced_accuracy']:.3f}, oracle "
-                f"{block.loc['oracle', 'balanced_accuracy']:.3f} (goal: within 0.03)"
+                f"{block.loc['oracle', 'balanced_accuracy']:.3f} ("
+                + (
+                    "met"
+                    if block.loc["oracle", "balanced_accuracy"]
+                    - mine["balanced_accuracy"]
+                    <= 0.03
+                    else "not met"
+                )
+                + ", goal: within 0.03)"
                 if n >= 4000
                 else ""
             )

@@ -21,7 +21,7 @@ from models.estimators import recording_fallbacks
 from models.pipelines import PipelineSpec
 from training.config import CVSpec, SearchSpec
 from training.evaluation import score
-from training.search import tune
+from training.search import aligned_proba, tune
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,9 @@ def _run_fold(
         )
         pipe = pipeline.build(family, params, list(X.columns))
         pipe.fit(X.iloc[train], y[train])
-        proba = _aligned(pipe, X.iloc[test], classes)
+        proba = aligned_proba(pipe, X.iloc[test], classes)
     metrics = score(y[test], proba, classes, cv.mimics)
     return FoldResult(fold, test, params, proba, metrics, name, tuple(fallbacks))
-
-
-def _aligned(pipe, X: pd.DataFrame, classes: list[str]) -> np.ndarray:
-    """Probabilities with columns in ``classes`` order (0 for a class unseen in fit)."""
-    raw = pipe.predict_proba(X)
-    out = np.zeros((len(X), len(classes)))
-    for j, c in enumerate(pipe.classes_):
-        out[:, classes.index(c)] = raw[:, j]
-    return out
 
 
 def outer_splits(
@@ -120,7 +111,7 @@ def on_same_folds(
 
     def fold(test: np.ndarray) -> np.ndarray:
         train = np.setdiff1d(np.arange(len(X)), test)
-        return _aligned(
+        return aligned_proba(
             make().fit(X.iloc[train], y[train]), X.iloc[test], result.classes
         )
 

@@ -15,6 +15,16 @@ from models.pipelines import PipelineSpec, suggest
 from training.config import SearchSpec
 
 
+def aligned_proba(pipe, X: pd.DataFrame, classes) -> np.ndarray:
+    """Probabilities with columns in ``classes`` order; 0 for a class the fit did
+    not see (a rare class absent from a small training fold)."""
+    raw = pipe.predict_proba(X)
+    out = np.zeros((len(X), len(classes)))
+    for j, c in enumerate(pipe.classes_):
+        out[:, list(classes).index(c)] = raw[:, j]
+    return out
+
+
 def storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna RDB storage; SQLite waits for locks so parallel folds can share it."""
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
@@ -78,7 +88,9 @@ def tune(
         for step, (train, test) in enumerate(splits):
             pipe = fast.build(family, params, columns)
             pipe.fit(X.iloc[train], y[train])
-            proba = pipe.predict_proba(X.iloc[test])
+            # an inner fold may lack a rare class: its rows then cost the clipped
+            # log loss, the same for every candidate
+            proba = aligned_proba(pipe, X.iloc[test], labels)
             losses.append(log_loss(y[test], proba, labels=labels))
             trial.report(float(np.mean(losses)), step)
             if trial.should_prune():
