@@ -329,7 +329,17 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     frame["delta"] = np.where(ablation, frame["log_loss"].to_numpy() - base, np.nan)
     g = frame.groupby(keys, sort=False)[[*METRICS, "delta"]]
     mean, sd, k = g.mean(), g.std(ddof=1), g.size().rename("seeds")
-    return mean.join(sd.add_suffix("_sd")).join(k)
+    out = mean.join(sd.add_suffix("_sd")).join(k)
+    return out.iloc[sorted(range(len(out)), key=lambda i: _order(out.index[i]))]
+
+
+def _order(key: tuple) -> tuple:
+    """Table order: scenario, size, then oracle, peers, default, the rest."""
+    scenario, size, row = key
+    first = ("oracle", "peer", "default", "mean", "tuning")
+    rank = next((i for i, p in enumerate(first) if row.startswith(p)), len(first))
+    fixed = row.endswith(" fixed")
+    return (SCENARIOS.index(scenario), int(size.split()[0]), rank, not fixed, row)
 
 
 def goals(summary: pd.DataFrame) -> list[str]:
