@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ import pandas as pd
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedGroupKFold
 
+from models.estimators import FoldFallbackWarning
 from models.pipelines import PipelineSpec, suggest
 from training.config import SearchSpec
 
@@ -79,6 +81,16 @@ def tune(
     )
     labels = np.unique(y)
     columns = list(X.columns)
+    for k, (train, _) in enumerate(splits):
+        absent = sorted(set(labels) - set(y[train]))
+        if absent:
+            warnings.warn(
+                f"search: inner fold {k} has no training rows of {', '.join(absent)}; "
+                "its test rows of them cost the clipped log loss for every "
+                "candidate.",
+                FoldFallbackWarning,
+                stacklevel=2,
+            )
 
     fast = replace(pipeline.uncalibrated(), seed=seed)  # learners seeded as the sampler
 

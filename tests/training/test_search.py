@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from models.estimators import FoldFallbackWarning
 from models.pipelines import PipelineSpec
 from training.config import SearchSpec
 from training.search import aligned_proba, tune
 
 
 def test_tune_survives_a_class_missing_from_an_inner_training_fold(tmp_path):
-    """A single-centre cohort's MMN: 2 rows, so some inner training fold has at
-    most one and another none; the search still ranks its candidates."""
+    """A single-centre cohort's MMN: 1 row in the outer training fold, so one inner
+    training fold has none; the search says so and still ranks its candidates."""
     rng = np.random.default_rng(0)
-    y = np.array(["ALS"] * 20 + ["HC"] * 20 + ["MMN"] * 2)
-    X = pd.DataFrame({"nfl_pg_ml": rng.normal(size=42) + (y == "ALS") * 2})
-    X["mrs_glu_naa"] = rng.normal(size=42) - (y == "MMN") * 3
+    y = np.array(["ALS"] * 20 + ["HC"] * 20 + ["MMN"])
+    X = pd.DataFrame({"nfl_pg_ml": rng.normal(size=41) + (y == "ALS") * 2})
+    X["mrs_glu_naa"] = rng.normal(size=41) - (y == "MMN") * 3
     search = SearchSpec(2, 3, f"sqlite:///{tmp_path / 'optuna.db'}", "t")
     spec = PipelineSpec(harmonize=False, normative=False, covariates=())
-    params, study = tune(
-        "logreg", X, y, np.arange(42), spec, search, seed=0, study_name="rare"
-    )
+    with pytest.warns(FoldFallbackWarning, match="no training rows of MMN"):
+        params, study = tune(
+            "logreg", X, y, np.arange(41), spec, search, seed=0, study_name="rare"
+        )
     assert set(params) == {"C", "l1_ratio"}
     assert all(np.isfinite(t.value) for t in study.trials)
 
