@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import re
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from serve.bundle import Bundle, load_bundle
 from serve.config import ExplainConfig
 from serve.explain import Explanation, importance, shap_values
 from serve.predict import load_input, prepare_input, score_frame
+from training import html as h
 
 INTENDED_USE = (
     "Research use only. The model ranks the diagnoses ALS, MMN, NMO, MS and healthy "
@@ -34,15 +34,6 @@ INTENDED_USE = (
     "which diagnoses remain plausible, the out-of-distribution flag says when the "
     "subject resembles none of them (e.g. CIDP), and the site flag says when the "
     "scanner was never seen in training."
-)
-CSS = (
-    "body{font-family:sans-serif;max-width:1050px;margin:auto;padding:0 12px}"
-    "table{border-collapse:collapse;margin:6px 0}"
-    "td,th{padding:2px 8px;border:1px solid #ccc;text-align:right}"
-    ".warn{background:#fde2e2;color:#922;padding:8px;font-weight:bold}"
-    ".flag{color:#922;font-weight:bold}.ok{color:#276227}"
-    "section{border-top:1px solid #999;margin-top:18px}"
-    "img{max-width:100%}"
 )
 
 
@@ -90,8 +81,8 @@ def write_report(
     exp = shap_values(bundle, frame.iloc[shown], seed=seed) if len(shown) else None
     parts = [
         "<h1>ALS and mimics: model explanation report</h1>",
-        f"<p>Model <b>{_e(bundle.version)}</b> ({_e(bundle.family)}, task "
-        f"{_e(bundle.metadata.get('task', ''))}); input {_e(source)}: "
+        f"<p>Model <b>{h.e(bundle.version)}</b> ({h.e(bundle.family)}, task "
+        f"{h.e(bundle.metadata.get('task', ''))}); input {h.e(source)}: "
         f"{len(table)} subject-visits, {len(scored)} scored.</p>",
     ]
     if bundle.metadata.get("trained_on_simulated_data"):
@@ -112,15 +103,8 @@ def write_report(
     for pos, i in enumerate(shown):
         parts += _subject(bundle, preds.iloc[i], exp, pos, top)
     for i in np.flatnonzero(errors != ""):
-        parts.append(f'<p class="flag">Not scored: {_e(errors[i])}</p>')
-    page = (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<title>ALS and mimics explanation report</title>"
-        f"<style>{CSS}</style></head><body>" + "\n".join(parts) + "</body></html>"
-    )
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+        parts.append(f'<p class="flag">Not scored: {h.e(errors[i])}</p>')
+    h.write_page(out, "ALS and mimics explanation report", parts)
     return out
 
 
@@ -146,7 +130,7 @@ def _cohort(bundle, table, preds, frame, exp, shown, top) -> list[str]:
     )
     parts = [
         "<h2>Cohort</h2>",
-        _table(flags),
+        h.table(flags),
         "<h3>Predicted class mix</h3>",
         _barh(list(mix.index), mix.to_numpy(float), "subject-visits"),
     ]
@@ -165,7 +149,7 @@ def _cohort(bundle, table, preds, frame, exp, shown, top) -> list[str]:
             ),
             "<h3>SHAP importance by feature</h3>",
             _barh(list(best.index), best.to_numpy(), "mean |SHAP|"),
-            f"<h3>SHAP beeswarm: push on p({_e(cls)})</h3>",
+            f"<h3>SHAP beeswarm: push on p({h.e(cls)})</h3>",
             _beeswarm(exp, cls, list(best.index[:top])),
         ]
     shifts = _shifts(bundle, frame)
@@ -174,7 +158,7 @@ def _cohort(bundle, table, preds, frame, exp, shown, top) -> list[str]:
             "<h3>Largest shifts from the training distribution</h3>",
             "<p>(cohort median - training median) / training SD, per feature: a "
             "new scanner, protocol or unit shows here first.</p>",
-            _table(shifts),
+            h.table(shifts),
         ]
     return parts
 
@@ -197,26 +181,26 @@ def _model_card(bundle: Bundle) -> list[str]:
     counts = pd.DataFrame([meta.get("class_counts", {})])
     parts = [
         "<h2>Model card</h2>",
-        f"<p><b>Intended use.</b> {_e(INTENDED_USE)}</p>",
+        f"<p><b>Intended use.</b> {h.e(INTENDED_USE)}</p>",
         f"<p>Trained on {meta.get('training_subjects', '?')} subject-visits from "
-        f"{_e(meta.get('data_source', 'an unnamed source'))}, sites "
-        f"{_e(', '.join(map(str, meta.get('sites', []))) or 'none recorded')}.</p>",
-        _table(counts),
+        f"{h.e(meta.get('data_source', 'an unnamed source'))}, sites "
+        f"{h.e(', '.join(map(str, meta.get('sites', []))) or 'none recorded')}.</p>",
+        h.table(counts),
         "<h3>Nested cross-validation metrics (95 % bootstrap CI)</h3>",
-        _table(ci) if len(ci) else "<p>not recorded</p>",
+        h.table(ci) if len(ci) else "<p>not recorded</p>",
         "<h3>Calibration of the out-of-fold probabilities</h3>",
         _calibration(meta.get("calibration", {})),
         f"<h3>Conformal sets (alpha {conformal['alpha']})</h3>",
         "<p>Each class is in a subject's set unless its probability is below the "
         "class's threshold; out-of-fold coverage per class:</p>",
-        _table(coverage),
+        h.table(coverage),
         "<h3>Out-of-distribution flag</h3>",
         f"<p>Distance to the nearest training class over "
         f"{ood.get('n_features', '?')} continuous features; flagged above 1.0, "
         f"which {100 * ood.get('training_flag_rate', float('nan')):.1f} % of "
         "cross-fitted training subjects exceed.</p>",
         "<h3>Made with</h3>",
-        _table(packages),
+        h.table(packages),
     ]
     return parts
 
@@ -242,12 +226,12 @@ def _subject(bundle, row: pd.Series, exp: Explanation, pos: int, top: int):
     anchor = re.sub(r"[^A-Za-z0-9_-]", "_", label)
     return [
         f'<section id="s-{anchor}-{pos}">',
-        f"<h3>{_e(label)}: predicted {_e(cls)}</h3>",
-        _table(probs),
-        f"<p>Conformal set at alpha {bundle.alpha}: <b>{_e(row['prediction_set'])}"
+        f"<h3>{h.e(label)}: predicted {h.e(cls)}</h3>",
+        h.table(probs),
+        f"<p>Conformal set at alpha {bundle.alpha}: <b>{h.e(row['prediction_set'])}"
         f"</b>; p(ALS vs mimics) {row['p_als_vs_mimics']:.3f}; "
         + "; ".join(flags)
-        + f"; modalities used: {_e(row['modalities_used'] or 'none')}.</p>",
+        + f"; modalities used: {h.e(row['modalities_used'] or 'none')}.</p>",
         _waterfall(exp, pos, cls, top),
         _against_controls(bundle, exp, pos, cls, min(top, 8)),
         "</section>",
@@ -260,8 +244,8 @@ def _value(v: float) -> str:
 
 def _flag(on: bool, warning: str, fine: str) -> str:
     if on:
-        return f'<span class="flag">{_e(warning)}</span>'
-    return f'<span class="ok">{_e(fine)}</span>'
+        return f'<span class="flag">{h.e(warning)}</span>'
+    return f'<span class="ok">{h.e(fine)}</span>'
 
 
 def _shifts(bundle: Bundle, frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
@@ -284,38 +268,20 @@ def _shifts(bundle: Bundle, frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
 # ---- figures -------------------------------------------------------------------
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> str:
-    plt = _plt()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
-
-
 def _barh(labels: list[str], values: np.ndarray, xlabel: str) -> str:
-    plt = _plt()
+    plt = h.plt()
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(labels) + 0.9))
     ax.barh(range(len(labels)), values, color="#557")
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    return _png(fig)
+    return h.png(fig)
 
 
 def _beeswarm(exp: Explanation, cls: str, features: list[str]) -> str:
     """One row per feature: each subject's SHAP value, coloured by its value's
     rank within the cohort (grey: missing)."""
-    plt = _plt()
+    plt = h.plt()
     k = exp.classes.index(cls)
     rng = np.random.default_rng(0)
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(features) + 1))
@@ -335,7 +301,7 @@ def _beeswarm(exp: Explanation, cls: str, features: list[str]) -> str:
     ax.axvline(0, color="black", lw=0.5)
     ax.set_xlabel(f"SHAP value (push on p({cls}))")
     fig.colorbar(sc, ax=ax, label="feature value (rank in cohort)")
-    return _png(fig)
+    return h.png(fig)
 
 
 def _waterfall(exp: Explanation, i: int, cls: str, top: int) -> str:
@@ -477,7 +443,7 @@ class _Svg:
 def _calibration(cal: dict) -> str:
     if not cal:
         return "<p>not recorded</p>"
-    plt = _plt()
+    plt = h.plt()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
     for cls, bins in cal.items():
@@ -491,18 +457,4 @@ def _calibration(cal: dict) -> str:
     ax.set_xlabel("predicted probability (decile mean)")
     ax.set_ylabel("observed frequency")
     ax.legend(fontsize=8)
-    return _png(fig)
-
-
-def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(
-        index=False,
-        float_format=lambda v: f"{v:.3f}",
-        border=0,
-        na_rep="",
-        escape=True,
-    )
-
-
-def _e(text) -> str:
-    return html.escape(str(text))
+    return h.png(fig)

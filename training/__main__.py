@@ -1,4 +1,6 @@
-"""Command line: ``python -m training [--config F] [--cohort DIR | --features F]``.
+"""Command line: ``python -m training [--config F] [--cohort DIR | --features F]``
+and ``python -m training analyze [--plan PLAN.toml] (--cohort DIR | --features F)
+--out DIR``.
 
 With no arguments: simulate (or reuse) the default simulated cohort, extract its
 features, run nested cross-validation of every model family, refit the champion and
@@ -140,9 +142,62 @@ def parse(
     return TrainConfig().updated(**given)
 
 
+def parse_analyze(argv: list[str]):
+    """The frozen config of ``python -m training analyze``."""
+    from training.analyze import DEFAULT_PLAN, AnalyzeConfig
+
+    p = argparse.ArgumentParser(
+        prog="python -m training analyze",
+        description="Run an analysis plan (group comparisons, correlations, "
+        "regressions, single-marker AUCs, Fisher tests, EFNS/PNS criteria) on a "
+        "cohort and write results.csv, one CSV per measure and report.html. "
+        "Shipped plans: experiments/analyses/. Without --cohort or --features, the "
+        "default simulated cohort.",
+    )
+    p.add_argument("--plan", type=Path, default=DEFAULT_PLAN, help="plan TOML file")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--cohort", type=Path, help="cohort directory")
+    src.add_argument("--features", type=Path, help="features table")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--label-column", help="diagnosis column (overrides the plan's)")
+    p.add_argument("--tracking-uri", help="log the outputs to this MLflow store")
+    p.add_argument("--experiment", default="als-mimics-analyses")
+    p.add_argument("--n", dest="n_subjects", type=int, default=400,
+                   help="size of the default simulated cohort")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated cohort")
+    p.add_argument("--jobs", dest="n_jobs", type=int, default=-1)
+    p.add_argument("--overwrite", action="store_true", help="replace outputs in --out")
+    args = vars(p.parse_args(argv))
+    return AnalyzeConfig(**args)
+
+
+def analyze(argv: list[str]) -> int:
+    """``python -m training analyze``; returns the exit status."""
+    try:
+        cfg = parse_analyze(argv)
+        from training.analyze import run, summary
+
+        analysis = run(cfg)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
+        log.error("error: %s", exc)
+        return 2
+    except Exception as exc:  # a bug: one line, the traceback only when asked
+        from features.errors import internal_error
+
+        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
+    print(summary(analysis))
+    print(f"wrote {cfg.out}/results.csv, one CSV per measure and report.html")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run training; returns the exit status."""
+    """Run training (or ``analyze``); returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["analyze"]:
+        for noisy in ("mlflow", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        return analyze(argv[1:])
     # The fitted steps' fallbacks on small folds are counted into the run's notes
     # (run_notes.json) rather than printed once per fold; other warnings show.
     warnings.filterwarnings("ignore", category=FoldFallbackWarning)

@@ -1,0 +1,197 @@
+"""Analysis plans: structure, and every bad plan stopping at its file and line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.analyze import run_plan
+from training.plans import PlanError, read_plan
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(3)
+    n = 40
+    dx = np.array(["ALS"] * 15 + ["HC"] * 15 + ["MMN"] * 10, dtype=object)
+    return pd.DataFrame(
+        {
+            "diagnosis": dx,
+            "age": rng.normal(55, 10, n),
+            "male": rng.integers(0, 2, n).astype(float),
+            "nfl_pg_ml": np.exp(rng.normal(3, 0.5, n)) * np.where(dx == "ALS", 5, 1),
+            "dti_cst_l_fa": rng.normal(0.55, 0.03, n),
+            "dti_cst_r_fa": rng.normal(0.55, 0.03, n),
+            "months_since_onset": np.where(dx == "ALS", rng.uniform(2, 30, n), np.nan),
+            "ncs_any_cb": (dx == "MMN").astype(float),
+        }
+    )
+
+
+def plan_file(tmp_path, body: str, head: str = "[plan]\nname = 't'\n"):
+    path = tmp_path / "plan.toml"
+    path.write_text(head + body)
+    return path
+
+
+def line_of(path, needle: str) -> int:
+    return next(
+        i for i, ln in enumerate(path.read_text().splitlines(), 1) if needle in ln
+    )
+
+
+def test_wildcards_strata_and_derived_columns_run(tmp_path, table):
+    path = plan_file(
+        tmp_path,
+        """
+[derived]
+cst_fa = "(dti_cst_l_fa + dti_cst_r_fa) / 2"
+
+[strata.early]
+classes = ["ALS"]
+where = "months_since_onset <= 12"
+
+[[measure]]
+name = "fa"
+test = "welch"
+variables = ["cst_fa", "dti_cst_*_fa"]
+groups = ["HC", "ALS"]
+strata = ["all", "early"]
+""",
+    )
+    results = run_plan(read_plan(path), table).results
+    assert (
+        results["variable"].tolist() == ["cst_fa", "dti_cst_l_fa", "dti_cst_r_fa"] * 2
+    )
+    early = results[results["stratum"] == "early"]
+    n_early = int(((table.diagnosis == "ALS") & (table.months_since_onset <= 12)).sum())
+    assert (early["n_b"] == n_early).all() and (early["n_a"] == 15).all()
+    assert results["p_adjusted"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("body", "needle", "message"),
+    [
+        (
+            '[[measure]]\nname = "m"\ntest = "welch"\nvariables = ["nfl_pg_mL"]\n'
+            'groups = ["HC", "ALS"]\n',
+            "nfl_pg_mL",
+            "column 'nfl_pg_mL' (variables) is not in the table (closest: nfl_pg_ml)",
+        ),
+        (
+            '[[measure]]\nname = "m"\ntest = "wlech"\nvariables = ["nfl_pg_ml"]\n',
+            "wlech",
+            "unknown test 'wlech' (closest: welch)",
+        ),
+        (
+            '[[measure]]\nname = "m"\ntest = "fisher"\nvariables = ["nfl_pg_ml"]\n'
+            'groups = ["HC", "ALS"]\n',
+            "nfl_pg_ml",
+            "test 'fisher' needs a 0/1 finding",
+        ),
+        (
+            '[[measure]]\nname = "m"\ntest = "mann_whitney"\n'
+            'variables = ["ncs_any_cb"]\ngroups = ["ALS", "MMN"]\n',
+            "ncs_any_cb",
+            "is a 0/1 finding",
+        ),
+        (
+            '[[measure]]\nname = "m"\ntest = "welch"\nvariables = ["nfl_pg_ml"]\n'
+            'groups = ["HC", "AlS"]\n',
+            "AlS",
+            "class 'AlS' (groups) does not occur in column 'diagnosis' (closest: ALS)",
+        ),
+        (
+            '[[measure]]\nname = "m"\ntest = "welch"\nvariables = ["nfl_pg_ml"]\n'
+            'groups = ["HC", "MMN", "ALS"]\n',
+            "groups",
+            "compares exactly two groups",
+        ),
+        (
+            '[[measure]]\nname = "m"\ntest = "ols"\noutcome = "nfl_pg_ml"\n',
+            "test",
+            "test 'ols' needs 'predictors'",
+        ),
+        (
+            '[[measure]]\nname = "m"\ntest = "auc"\nvariables = ["nfl_pg_ml"]\n'
+            'groups = ["HC", "ALS"]\ncutoff = [62]\n',
+            "cutoff",
+            "unknown key 'cutoff' (closest: cutoffs",
+        ),
+    ],
+)
+def test_a_bad_measure_stops_at_its_line(tmp_path, table, body, needle, message):
+    path = plan_file(tmp_path, "\n" + body)
+    with pytest.raises(PlanError) as err:
+        run_plan(read_plan(path), table)
+    text = str(err.value)
+    assert text.startswith(f"{path}:{line_of(path, needle)}: "), text
+    assert message in text
+
+
+def test_a_stratum_under_three_subjects_stops_at_the_stratum(tmp_path, table):
+    path = plan_file(
+        tmp_path,
+        """
+[strata.very_early]
+classes = ["ALS"]
+where = "months_since_onset <= 2.5"
+
+[[measure]]
+name = "nfl"
+test = "auc"
+variables = ["nfl_pg_ml"]
+groups = ["HC", "ALS"]
+strata = ["very_early"]
+""",
+    )
+    table.loc[table.diagnosis == "ALS", "months_since_onset"] = [2.0] + [20.0] * 14
+    with pytest.raises(PlanError) as err:
+        run_plan(read_plan(path), table)
+    assert str(err.value).startswith(f"{path}:{line_of(path, '[strata.very_early]')}:")
+    assert "group 'ALS' has 1 subject(s) in stratum 'very_early'" in str(err.value)
+
+
+def test_a_derived_column_with_a_typo_names_the_closest_column(tmp_path, table):
+    path = plan_file(
+        tmp_path,
+        '\n[derived]\nfa = "(dti_cst_l_fa + dti_cst_r_FA) / 2"\n\n[[measure]]\n'
+        'name = "m"\ntest = "welch"\nvariables = ["fa"]\ngroups = ["HC", "ALS"]\n',
+    )
+    with pytest.raises(PlanError, match=r"plan.toml:5: .*'dti_cst_r_FA' is not in the "
+                       r"table \(closest: dti_cst_r_fa"):  # fmt: skip
+        run_plan(read_plan(path), table)
+
+
+def test_derived_values_are_missing_where_an_input_is(tmp_path, table):
+    table.loc[0, "dti_cst_r_fa"] = np.nan
+    path = plan_file(
+        tmp_path,
+        '\n[derived]\nhigh = "dti_cst_r_fa > 0.5"\n\n[[measure]]\nname = "m"\n'
+        'test = "fisher"\nvariables = ["high"]\ngroups = ["HC", "ALS"]\n',
+    )
+    analysis = run_plan(read_plan(path), table)
+    row = analysis.results.iloc[0]
+    assert row["n"] == 29 and "1 row(s) without high left out" in row["note"]
+
+
+def test_structural_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[plan\nname = 1\n")
+    with pytest.raises(PlanError, match=r"bad.toml: not valid TOML"):
+        read_plan(bad)
+    with pytest.raises(PlanError, match="plan file not found"):
+        read_plan(tmp_path / "missing.toml")
+    empty = plan_file(tmp_path, "")
+    with pytest.raises(PlanError, match="declares no"):
+        read_plan(empty)
+    path = plan_file(
+        tmp_path,
+        '\n[[measure]]\nname = "m"\ntest = "welch"\n',
+        "[plan]\nlable = 'dx'\n",
+    )
+    with pytest.raises(
+        PlanError, match=r"plan.toml:2: unknown \[plan\] key 'lable' \(closest: label"
+    ):
+        read_plan(path)
