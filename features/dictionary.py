@@ -232,6 +232,19 @@ ENTRIES: tuple[Entry, ...] = (
         "ncs_<nerve>_<side>_cb_area_ratio",
     ),
     _e(
+        f"ncs_{_NERVE}_dispersion_pct",
+        "ncs",
+        "%",
+        "largest proximal vs distal increase of negative-peak CMAP duration",
+        "ncs_<nerve>_<side>_dispersion_pct",
+    ),
+    _e(
+        "qc_ncs_no_duration",
+        "quality control",
+        "0/1",
+        "1 when conduction block was graded without CMAP durations (amplitude/area)",
+    ),
+    _e(
         r"ncs_n_nerves_cb_(definite|probable)",
         "ncs",
         "count",

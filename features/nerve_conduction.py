@@ -79,9 +79,12 @@ CMAP_FLOOR_MV = 0.1
 ZSUM_MIN_NERVES = 4
 
 # Conduction block, Joint Task Force of the EFNS and the PNS, J Peripher Nerv Syst
-# 2010;15:295-301 (amplitude/area simplification; durations are not exported).
-CB_DEFINITE_REDUCTION = 0.50  # amplitude and area reduction, proximal vs distal
-CB_PROBABLE_REDUCTION = {"upper": 0.30, "lower": 0.50}  # amplitude reduction
+# 2010;15:295-301: negative-peak CMAP area and duration; without durations, the
+# amplitude/area simplification below (said in ``qc_ncs_no_duration``).
+CB_DEFINITE_REDUCTION = 0.50  # area (and, without durations, amplitude) reduction
+CB_PROBABLE_REDUCTION = {"upper": 0.30, "lower": 0.50}  # without durations: amplitude
+CB_PROBABLE_AREA_UPPER = 0.30  # area reduction over an upper-limb segment
+CB_MAX_DURATION_INCREASE = 0.30  # proximal vs distal negative-peak duration
 CB_MIN_DISTAL_LLN_FRACTION = 0.20  # distal CMAP must be >= 20 % of the LLN ...
 CB_MIN_DISTAL_MV = 1.0  # ... and >= 1 mV
 #: The guideline grades definite block in median, ulnar and peroneal nerves only
@@ -112,6 +115,7 @@ SNAP_LLN_UV: dict[str, float] = {"median_sensory": 10.0, "sural": 5.0}
 MEASURE_RULES: dict[str, Rule] = {
     "cmap_amplitude_mv": Rule("CMAP amplitude (mV)", 0, 100),
     "cmap_area_mvms": Rule("CMAP area (mV.ms)", 0, 500),
+    "cmap_duration_ms": Rule("CMAP negative-peak duration (ms)", 0, 100, low_open=True),
     "distal_latency_ms": Rule("distal latency (ms)", 0, 100, low_open=True),
     "conduction_velocity_m_s": Rule("conduction velocity (m/s)", 0, 150, low_open=True),
     "f_wave_latency_ms": Rule("F-wave latency (ms)", 0, 200, low_open=True),
@@ -119,13 +123,13 @@ MEASURE_RULES: dict[str, Rule] = {
 }
 IDENTITY_COLUMNS: tuple[str, ...] = ("nerve", "side", "stimulation_site")
 LONG_COLUMNS: tuple[str, ...] = (*IDENTITY_COLUMNS, *MEASURE_RULES)
-_PER_NERVE = ("cmap_mv", "cb_ratio", "cb_area_ratio")
+_PER_NERVE = ("cmap_mv", "cb_ratio", "cb_area_ratio", "dispersion_pct")
 SUMMARY_COLUMNS: tuple[str, ...] = (
     *(f"ncs_{n}_{s}_{x}" for n in MOTOR_NERVES for s in SIDES for x in _PER_NERVE),
     "ncs_n_nerves_cb_definite", "ncs_n_nerves_cb_probable", "ncs_any_cb",
     "ncs_cmap_zsum", "ncs_split_hand_ratio", "ncs_min_cv_m_s",
     "ncs_n_nerves_demyelinating_cv", "ncs_max_f_wave_ms", "ncs_sensory_abnormal",
-    "ncs_cmap_asymmetry",
+    "ncs_cmap_asymmetry", "qc_ncs_no_duration",
 )  # fmt: skip
 _GRADE_RANK = {"not_evaluable": 0, "none": 1, "probable": 2, "definite": 3}
 
@@ -196,19 +200,28 @@ def grade_conduction_block(
     distal_amplitude_mv: float,
     amplitude_ratio: float,
     area_ratio: float = math.nan,
+    duration_increase: float = math.nan,
 ) -> str:
     """Grade motor conduction block between two stimulation sites of one nerve.
 
     Follows the EFNS/PNS guideline on multifocal motor neuropathy (Joint Task Force
-    of the EFNS and the PNS, J Peripher Nerv Syst 2010;15:295-301) as far as CMAP
-    amplitude and area allow (negative-peak durations are not in the table):
+    of the EFNS and the PNS, J Peripher Nerv Syst 2010;15:295-301). In every case
+    the block is *not evaluable* unless the distal CMAP is >= 20 % of the lower
+    limit of normal (:data:`CMAP_LLN_MV`) and >= 1 mV. With the negative-peak
+    duration increase (proximal / distal - 1) known, as the guideline grades:
 
-    - *not evaluable* unless the distal CMAP is >= 20 % of the lower limit of
-      normal (:data:`CMAP_LLN_MV`) and >= 1 mV;
-    - *definite*: amplitude AND area reduced by >= 50 % proximal vs distal, in a
-      median, ulnar or peroneal nerve (the guideline's nerves);
+    - *definite*: area reduced by >= 50 % proximal vs distal with a duration
+      increase <= 30 %, in a median, ulnar or peroneal nerve;
+    - *probable*: area reduced by >= 50 % with a duration increase > 30 % (or in
+      a tibial nerve), or by >= 30 % in an upper-limb nerve (median, ulnar) with
+      a duration increase <= 30 %.
+
+    Without durations, amplitude and area stand in:
+
+    - *definite*: amplitude AND area reduced by >= 50 %, in a median, ulnar or
+      peroneal nerve;
     - *probable*: otherwise, amplitude reduced by >= 30 % in an upper-limb nerve
-      (median, ulnar) or >= 50 % in a lower-limb nerve (peroneal, tibial).
+      or >= 50 % in a lower-limb nerve (peroneal, tibial).
 
     The caller must not pass segments across common entrapment sites (see
     :data:`ACROSS_ENTRAPMENT`); :func:`summarise_nerve_conduction` skips them.
@@ -221,6 +234,8 @@ def grade_conduction_block(
         CMAP amplitude on distal stimulation (mV).
     amplitude_ratio, area_ratio : float
         Proximal / distal CMAP amplitude and area; NaN when not measured.
+    duration_increase : float
+        Proximal / distal negative-peak CMAP duration - 1; NaN when not measured.
 
     Returns
     -------
@@ -233,6 +248,8 @@ def grade_conduction_block(
     'definite'
     >>> grade_conduction_block("ulnar", 9.0, 0.65, 0.7)
     'probable'
+    >>> grade_conduction_block("median", 9.0, 0.4, 0.45, duration_increase=0.4)
+    'probable'
     """
     if nerve not in CMAP_LLN_MV:
         raise ValueError(
@@ -244,13 +261,24 @@ def grade_conduction_block(
         return "not_evaluable"
     tol = 1e-9
     amplitude_drop, area_drop = 1.0 - amplitude_ratio, 1.0 - area_ratio
+    limb = "upper" if nerve in UPPER_LIMB_NERVES else "lower"
+    if math.isfinite(duration_increase) and math.isfinite(area_ratio):
+        dispersed = duration_increase > CB_MAX_DURATION_INCREASE + tol
+        if area_drop >= CB_DEFINITE_REDUCTION - tol:
+            definite = nerve in CB_DEFINITE_NERVES and not dispersed
+            return "definite" if definite else "probable"
+        upper = limb == "upper" and not dispersed
+        return (
+            "probable"
+            if upper and area_drop >= CB_PROBABLE_AREA_UPPER - tol
+            else "none"
+        )
     if (
         nerve in CB_DEFINITE_NERVES
         and amplitude_drop >= CB_DEFINITE_REDUCTION - tol
         and area_drop >= CB_DEFINITE_REDUCTION - tol
     ):
         return "definite"
-    limb = "upper" if nerve in UPPER_LIMB_NERVES else "lower"
     return "probable" if amplitude_drop >= CB_PROBABLE_REDUCTION[limb] - tol else "none"
 
 
@@ -278,17 +306,24 @@ def _motor_nerve(
     amplitude = sites[distal]["cmap_amplitude_mv"]
     prefix = f"ncs_{nerve}_{side}"
     record[f"{prefix}_cmap_mv"] = amplitude
-    grade, amp_ratios, area_ratios = "not_evaluable", [], []
+    grade, amp_ratios, area_ratios, spread = "not_evaluable", [], [], []
     for reference, proximal in _comparisons(nerve, distal, list(sites)):
         ref, prox = sites[reference], sites[proximal]
         amp_ratio = _ratio(prox["cmap_amplitude_mv"], ref["cmap_amplitude_mv"])
         area_ratio = _ratio(prox["cmap_area_mvms"], ref["cmap_area_mvms"])
+        increase = _ratio(prox["cmap_duration_ms"], ref["cmap_duration_ms"]) - 1.0
         amp_ratios.append(amp_ratio)
         area_ratios.append(area_ratio)
-        pair = grade_conduction_block(nerve, amplitude, amp_ratio, area_ratio)
+        spread.append(increase)
+        pair = grade_conduction_block(nerve, amplitude, amp_ratio, area_ratio, increase)
+        if pair != "not_evaluable" and not math.isfinite(increase):
+            record["qc_ncs_no_duration"] = 1.0
+        elif pair != "not_evaluable" and math.isnan(record["qc_ncs_no_duration"]):
+            record["qc_ncs_no_duration"] = 0.0
         grade = max(grade, pair, key=_GRADE_RANK.__getitem__)
     record[f"{prefix}_cb_ratio"] = _nanmin(amp_ratios)
     record[f"{prefix}_cb_area_ratio"] = _nanmin(area_ratios)
+    record[f"{prefix}_dispersion_pct"] = -_nanmin([-100.0 * v for v in spread])
     limb = "upper" if nerve in UPPER_LIMB_NERVES else "lower"
     skip = CV_ENTRAPMENT_SITES.get(nerve, frozenset())
     velocities = [
@@ -396,9 +431,15 @@ def summarise_nerve_conduction(long: pd.DataFrame) -> pd.DataFrame:
           distal amplitude (area) ratio over the site pairs that do not cross an
           entrapment site (ulnar above-elbow sites are compared with the most
           distal of them);
+        - ``ncs_<nerve>_<side>_dispersion_pct``: largest increase of the
+          negative-peak CMAP duration, proximal vs distal, in % (temporal
+          dispersion) over the same pairs;
         - ``ncs_n_nerves_cb_definite`` / ``_probable``: nerve-sides whose best pair
           is graded so by :func:`grade_conduction_block` (NaN when no nerve-side
           could be graded); ``ncs_any_cb``: 1.0 when either count is > 0;
+          ``qc_ncs_no_duration``: 1.0 when a pair was graded without CMAP
+          durations (the amplitude/area rule), 0.0 when every graded pair had
+          them;
         - ``ncs_cmap_zsum``: sum over nerve-sides of
           ``(ln amplitude - ln normal median) / sd`` (:data:`CMAP_NORMS`; NaN with
           fewer than 4 nerve-sides);

@@ -24,7 +24,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from features.atlas import Atlas, load_atlas
-from features.freesurfer import read_aparc_stats, read_aseg_stats
+from features.freesurfer import PULVINAR_NUCLEI, read_aparc_stats, read_aseg_stats
 from features.simulate import generative, oracle, spec, writers
 
 SPACE = "space-MNI152NLin2009cAsym_res-2"
@@ -179,8 +179,12 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
             for side in generative.SIDES:
                 key = f"ncs_{nerve}_{side}"
                 duration = rng.normal(5.5, 0.5)  # CMAP duration, ms (UE)
+                # Proximal duration increase (temporal dispersion): median 8 %,
+                # > 30 % in ~9 % of nerves, drawn independently of the class (UE),
+                # so the area falls less than the amplitude when it is dispersed.
+                spread = 0.08 * np.exp(rng.normal(0.0, 1.0))
                 amp, prox = r[f"{key}_amp"], r[f"{key}_prox_amp"]
-                area_ratio = prox / amp * np.exp(rng.normal(0.0, 0.04))
+                area_ratio = prox / amp * (1 + spread) * np.exp(rng.normal(0.0, 0.04))
                 rows.append(
                     {
                         "participant_id": r["participant_id"],
@@ -189,6 +193,7 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
                         "stimulation_site": distal,
                         "cmap_amplitude_mv": amp,
                         "cmap_area_mvms": round(amp * duration, 2),
+                        "cmap_duration_ms": round(duration, 2),
                         "distal_latency_ms": round(rng.normal(lat_m, lat_s), 2),
                         "f_wave_latency_ms": r.get(f"{key}_fwave") if upper else np.nan,
                     }
@@ -201,6 +206,7 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
                         "stimulation_site": proximal,
                         "cmap_amplitude_mv": prox,
                         "cmap_area_mvms": round(amp * duration * area_ratio, 2),
+                        "cmap_duration_ms": round(duration * (1 + spread), 2),
                         "conduction_velocity_m_s": r[f"{key}_cv"],
                     }
                 )
@@ -225,6 +231,7 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
         "stimulation_site",
         "cmap_amplitude_mv",
         "cmap_area_mvms",
+        "cmap_duration_ms",
         "distal_latency_ms",
         "conduction_velocity_m_s",
         "f_wave_latency_ms",
@@ -292,6 +299,34 @@ def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
         writers.write_aparc_stats(
             stats / f"{hemi}.aparc.stats", hemi, regions, measures, r["participant_id"]
         )
+        _write_thalamic_nuclei(r, side, hemi, stats)
+
+
+def _write_thalamic_nuclei(r: dict, side: str, hemi: str, stats: Path) -> None:
+    """``thalamic-nuclei.<hemi>.v13.T1.stats`` as segmentThalamicNuclei.sh writes it:
+    the template's nuclei, pulvinar nuclei scaled to the subject's pulvinar and the
+    others to its thalamus, ``Whole_thalamus`` their sum."""
+    template = (
+        _REFERENCE.parent / "thalamic_nuclei" / f"thalamic-nuclei.{hemi}.v13.T1.stats"
+    )
+    lines = template.read_text().splitlines()
+    rows = [ln.split() for ln in lines[1:]]
+    volume = {row[4]: float(row[3]) for row in rows}
+    pulvinar = sum(volume[n] for n in PULVINAR_NUCLEI)
+    out = [lines[0]]
+    total = 0.0
+    for index, seg, voxels, _, name in rows:
+        if name == "Whole_thalamus":
+            value = total
+        elif name in PULVINAR_NUCLEI:
+            value = volume[name] * r[f"fs_pulvinar_{side}_mm3"] / pulvinar
+        else:
+            value = (
+                volume[name] * r[f"fs_thalamus_{side}_mm3"] / volume["Whole_thalamus"]
+            )
+        total += value if name != "Whole_thalamus" else 0.0
+        out.append(f"{index} {seg}  {voxels} {value:.6f} {name}")
+    (stats / template.name).write_text("\n".join(out) + "\n")
 
 
 def _write_lcmodel(r: dict, path: Path, rng: np.random.Generator) -> None:
@@ -334,9 +369,11 @@ def _write_dti(r: dict, folder: Path, atlas: Atlas, rng: np.random.Generator) ->
         **{t: (r[f"dti_{t}_fa"], r[f"dti_{t}_md"]) for t in tracts},
         **extra,
     }.items():
-        ad, rd = axial_radial(fa, md * 1e-3)
+        # AD beyond the cylindrical tensor (spec: dti_<tract>_ad_excess); RD keeps
+        # MD = (AD + 2 RD) / 3 exact.
+        ad = axial_radial(fa, md * 1e-3)[0] * np.exp(r.get(f"dti_{key}_ad_excess", 0))
         values["FA"][key], values["MD"][key] = fa, md * 1e-3
-        values["AD"][key], values["RD"][key] = ad, rd
+        values["AD"][key], values["RD"][key] = ad, (3 * md * 1e-3 - ad) / 2
     for m, noise in _DTI_NOISE.items():
         img = _paint(
             atlas, values[m], baseline=_baseline(atlas, m), noise=noise, rng=rng

@@ -197,8 +197,9 @@ CONTINUOUS: tuple[Continuous, ...] = (
         mean=per_class(10.0, ALS=9.3, ALS_EARLY=9.6, MS=9.7),
         sd=per_class(0.08, ALS=0.095),
         loading=per_class(0.0, ALS=-0.035),
+        age_slope=-0.002,  # NAA ~-0.2 %/year of age (UE)
         site="mrs",
-        source="refs#mrs",
+        source="refs#mrs; age slope UE",
     ),
     Continuous(
         "mrs_glu",
@@ -310,6 +311,29 @@ for _side in ("l", "r"):
         ),
     ]
 
+# Axial diffusivity beyond the cylindrical tensor that FA and MD define: the writer
+# sets AD = AD_cyl(FA, MD) x exp(excess) and RD = (3 MD - AD) / 2, so AD and RD
+# carry information of their own (regional means of FA, MD, AD, RD are not
+# functions of each other). ALS: RD rises more than AD (refs#dti: FA lower, MD/RD
+# higher; AD findings mixed); sizes UE.
+for _tract_name in ("cst_l", "cst_r", "optic_radiation_l", "optic_radiation_r"):
+    _cst = _tract_name.startswith("cst")
+    _DTI.append(
+        Continuous(
+            f"dti_{_tract_name}_ad_excess",
+            "dti",
+            False,
+            mean=per_class(0.0, ALS=-0.02, ALS_LMN=-0.005, ALS_EARLY=-0.01)
+            if _cst
+            else per_class(0.0),
+            sd=per_class(0.03),
+            loading=per_class(0.0, ALS=-0.01) if _cst else per_class(0.0),
+            group=f"{_tract_name[:-2]}_ad_excess",
+            rho=0.6,
+            source="refs#dti (UE sizes)",
+        )
+    )
+
 _QSM = []
 for _side in ("l", "r"):
     _q = {"modality": "qsm", "log": False, "site": "qsm", "rho": 0.7}
@@ -392,6 +416,9 @@ BERT_VOLUMES = {
     "pallidum_r": 2056.0,
     "total_gray": 675696.964762,
 }
+# Pulvinar (PuA + PuM + PuL + PuI, FreeSurfer 7 thalamic nuclei) of the template run
+# in features/simulate/reference/thalamic_nuclei, as bert-scale references.
+PULVINAR_VOLUMES = {"pulvinar_l": 2007.367416, "pulvinar_r": 1928.211155}
 _FS_EFFECTS = {  # structure prefix: (class mean shifts in log units, sd, loading, rho)
     "precentral": (
         per_class(
@@ -413,6 +440,13 @@ _FS_EFFECTS = {  # structure prefix: (class mean shifts in log units, sd, loadin
         0.8,
     ),  # RRMS atrophy (Pudlac 2020; size UE)
     "putamen": (per_class(1.0, MS=math.exp(-0.05)), 0.07, per_class(0.0), 0.8),
+    # RRMS pulvinar atrophy vs HC and NMO (Pudlac 2020, refs#qsm; size UE)
+    "pulvinar": (
+        per_class(1.0, MS=math.exp(-0.08)),
+        0.08,
+        per_class(0.0, MS=-0.02),
+        0.8,
+    ),
     "caudate": (per_class(1.0, MS=math.exp(-0.03)), 0.08, per_class(0.0), 0.8),
     "pallidum": (per_class(1.0), 0.08, per_class(0.0), 0.8),
     "total_gray": (
@@ -423,7 +457,7 @@ _FS_EFFECTS = {  # structure prefix: (class mean shifts in log units, sd, loadin
     ),
 }
 _FS = []
-for _key, _ref in BERT_VOLUMES.items():
+for _key, _ref in {**BERT_VOLUMES, **PULVINAR_VOLUMES}.items():
     _prefix = _key.rsplit("_", 1)[0] if _key != "total_gray" else "total_gray"
     _shift, _sd, _lam, _rho = _FS_EFFECTS[_prefix]
     _FS.append(

@@ -310,3 +310,36 @@ def test_summarise_accepts_key_columns_without_session():
     out = summarise_nerve_conduction(frame.drop(columns="session"))
     assert list(out.index) == [("sub-01", "")]
     assert out.iloc[0]["ncs_median_left_cmap_mv"] == 9.0
+
+
+@pytest.mark.parametrize(
+    ("nerve", "amp_ratio", "area_ratio", "increase", "grade"),
+    [
+        ("median", 0.45, 0.45, 0.10, "definite"),  # area -55 %, duration +10 %
+        ("median", 0.45, 0.45, 0.40, "probable"),  # temporal dispersion > 30 %
+        ("ulnar", 0.65, 0.65, 0.20, "probable"),  # area -35 % over an arm segment
+        ("ulnar", 0.65, 0.65, 0.45, "none"),  # -35 % with dispersion: phase cancel
+        ("peroneal", 0.65, 0.65, 0.10, "none"),  # -35 % in a leg is not enough
+        ("tibial", 0.40, 0.40, 0.10, "probable"),  # no definite block in the tibial
+        ("median", 0.40, 0.60, 0.10, "probable"),  # the area decides, not amplitude
+    ],
+)
+def test_grading_with_cmap_durations_follows_the_guideline(
+    nerve, amp_ratio, area_ratio, increase, grade
+):
+    assert grade_conduction_block(nerve, 9.0 if nerve != "peroneal" else 5.0,
+                                  amp_ratio, area_ratio, increase) == grade  # fmt: skip
+
+
+def test_durations_give_dispersion_and_say_when_they_are_missing():
+    rows = [
+        ("median", "left", "wrist", 9.0, 45.0),
+        ("median", "left", "elbow", 4.5, 22.0),
+    ]
+    frame = long_table(rows)
+    assert summary(rows)["qc_ncs_no_duration"] == 1.0  # graded on amplitude/area
+    frame["cmap_duration_ms"] = [5.0, 7.0]  # +40 %: dispersion
+    out = summarise_nerve_conduction(frame).loc[("sub-01", "")]
+    assert out["ncs_median_left_dispersion_pct"] == pytest.approx(40.0)
+    assert out["qc_ncs_no_duration"] == 0.0
+    assert (out["ncs_n_nerves_cb_definite"], out["ncs_n_nerves_cb_probable"]) == (0, 1)

@@ -36,6 +36,7 @@ TABLE_PRECISION = {
     "nfl_pg_ml": 0.1,
     "fs_precentral_l_mm3": 1.0,
     "fs_thalamus_l_mm3": 0.1,
+    "fs_pulvinar_r_mm3": 0.1,  # from the thalamic-nuclei stats files
     "fs_mean_thickness_l_mm": 1e-5,
     "alsfrs_r": 1.0,
     "penn_umn": 1.0,
@@ -213,6 +214,29 @@ def test_has_columns_match_availability(table, observed, modality):
     has = table[f"has_{modality}"].to_numpy()
     avail = observed.loc[table.index, f"avail_{modality}"].to_numpy(dtype=float)
     np.testing.assert_array_equal(has, avail)
+
+
+def test_axial_and_radial_diffusivity_carry_their_own_information(table, observed):
+    """AD = AD of the cylinder (FA, MD) x exp(excess); RD keeps MD = (AD + 2 RD) / 3;
+    so RD is not a function of FA and MD (the residual of RD on them is the excess)."""
+    t = table.dropna(subset=["dti_cst_l_ad"])
+    np.testing.assert_allclose(
+        t["dti_cst_l_md"], (t["dti_cst_l_ad"] + 2 * t["dti_cst_l_rd"]) / 3, rtol=2e-3
+    )
+    X = np.column_stack([np.ones(len(t)), t["dti_cst_l_fa"], t["dti_cst_l_md"]])
+    beta, *_ = np.linalg.lstsq(X, t["dti_cst_l_rd"], rcond=None)
+    resid = t["dti_cst_l_rd"] - X @ beta
+    excess = observed.loc[t.index, "dti_cst_l_ad_excess"]
+    assert np.corrcoef(resid, excess)[0, 1] < -0.8  # more AD, less RD
+
+
+def test_nerve_conduction_has_cmap_durations(cohort, table):
+    ncs = pd.read_csv(cohort / "nerve_conduction.tsv", sep="\t")
+    motor = ncs["cmap_amplitude_mv"].notna()
+    assert ncs.loc[motor, "cmap_duration_ms"].between(2, 20).all()
+    graded = table["qc_ncs_no_duration"].dropna()
+    assert len(graded) > 5 and (graded == 0).all()
+    assert table["ncs_median_left_dispersion_pct"].dropna().median() > 0
 
 
 def test_m1_precuneus_ratio(table, observed):
