@@ -207,6 +207,12 @@ def ancova(
                 "statistic_name": "F",
                 "df": f"{int(f.df_num)}, {int(f.df_denom)}",
                 "p": float(f.pvalue),
+                "effect_size": float(
+                    np.squeeze(f.fvalue)
+                    * f.df_num
+                    / (np.squeeze(f.fvalue) * f.df_num + f.df_denom)
+                ),
+                "effect_size_name": "partial eta squared",
                 "r2": float(fit.rsquared),
             }
         )

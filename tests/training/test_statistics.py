@@ -90,6 +90,10 @@ def test_three_group_anova_equals_scipy_and_has_every_pair(rng):
     ref = stats.f_oneway(y[g == "HC"], y[g == "NMO"], y[g == "MS"])
     assert omnibus["statistic"] == pytest.approx(ref.statistic, rel=1e-9)
     assert omnibus["p"] == pytest.approx(ref.pvalue, rel=1e-9)
+    ss = {k: np.sum((y[g == k] - y[g == k].mean()) ** 2) for k in ("HC", "NMO", "MS")}
+    ss_total = np.sum((y - y.mean()) ** 2)
+    eta2 = 1 - sum(ss.values()) / ss_total  # one way: partial eta^2 = eta^2
+    assert omnibus["effect_size"] == pytest.approx(eta2, rel=1e-9)
     pairs = {(r["group_a"], r["group_b"]): r for r in rows[1:]}
     assert set(pairs) == {("HC", "NMO"), ("HC", "MS"), ("NMO", "MS")}
     diff = y[g == "MS"].mean() - y[g == "NMO"].mean()

@@ -1,0 +1,330 @@
+"""``python -m training analyze``: every shipped plan on the default and a
+150-subject cohort, the published effects on a large cohort, lab tables, outputs,
+MLflow, and the report in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.extract import extract_features
+from features.simulate.cohort import simulate_cohort
+from training.__main__ import main
+from training.analyze import run_plan
+from training.plans import read_plan
+
+PLANS = Path(__file__).resolve().parents[2] / "experiments" / "analyses"
+SHIPPED = sorted(PLANS.glob("*.toml"))
+TABLES = Path(__file__).resolve().parents[1] / "data" / "tables"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A working folder where the default cohort is simulated (data/simulated) and
+    features are cached, as on a fresh machine."""
+    root = tmp_path_factory.mktemp("analyze")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("ALSDX_CACHE_DIR", str(root / "cache"))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def default_runs(workdir):
+    """Each shipped plan through the command line on the default cohort."""
+    out = {}
+    for plan in SHIPPED:
+        target = workdir / "out" / plan.stem
+        argv = ["analyze", "--plan", str(plan), "--out", str(target), "--jobs", "1"]
+        out[plan.stem] = (main(argv), target)
+    return out
+
+
+def table_of(n: int, seed: int, tmp_path_factory) -> pd.DataFrame:
+    cohort = simulate_cohort(tmp_path_factory.mktemp(f"n{n}") / "sim", n=n, seed=seed)
+    return extract_features(cohort, n_jobs=-1).table
+
+
+@pytest.fixture(scope="module")
+def table150(tmp_path_factory):
+    return table_of(150, 3, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    """A large simulated cohort: each plan's results, by plan name."""
+    table = table_of(1500, 1, tmp_path_factory)
+    return {p.stem: run_plan(read_plan(p), table).results for p in SHIPPED}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plan", [p.stem for p in SHIPPED])
+def test_each_shipped_plan_runs_on_the_default_cohort(default_runs, plan):
+    status, out = default_runs[plan]
+    assert status == 0
+    results = pd.read_csv(out / "results.csv")
+    for m in read_plan(PLANS / f"{plan}.toml").measures:
+        part = pd.read_csv(out / f"{m.name}.csv")
+        assert len(part) and part["estimate"].notna().any(), m.name
+        assert len(results[results["measure"] == m.name]) == len(part)
+    assert (out / "plan.toml").read_text() == (PLANS / f"{plan}.toml").read_text()
+    page = (out / "report.html").read_text()
+    assert "SIMULATED cohort" in page and "<script" not in page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plan", SHIPPED, ids=lambda p: p.stem)
+def test_each_shipped_plan_runs_on_a_150_subject_cohort(table150, plan):
+    analysis = run_plan(read_plan(plan), table150)
+    r = analysis.results
+    assert len(r) and (r["estimate"].notna() | r["statistic"].notna()).all()
+    assert analysis.notes == []  # nothing left uncomputed
+    assert set(r["measure"]) == {m.name for m in analysis.plan.measures}
+
+
+def pick(results, measure, **where) -> pd.Series:
+    r = results[results["measure"] == measure]
+    for key, value in where.items():
+        r = r[r[key] == value]
+    assert len(r) == 1, (measure, where, len(r))
+    return r.iloc[0]
+
+
+@pytest.mark.slow
+def test_taiwan_2023_effects_have_the_published_direction(large):
+    r = large["taiwan_2023"]
+    gm = pick(r, "gm_als_vs_hc", variable="precentral_gm_mm3")
+    assert gm["estimate"] < 0 and gm["p"] < 1e-3  # lower precentral GM in ALS
+    assert -0.10 < gm["estimate"] / gm["value_a"] < -0.02  # 3-8 % lower (refs#gm)
+    fa = pick(r, "dti_als_vs_hc", variable="cst_fa")
+    assert fa["estimate"] < 0 and fa["p"] < 1e-3
+    rd = pick(r, "dti_als_vs_hc", variable="cst_rd")
+    assert rd["estimate"] > 0
+    penn = pick(r, "cst_fa_regression", term="penn_umn")
+    zsum = pick(r, "cst_fa_regression", term="ncs_cmap_zsum")
+    assert penn["estimate"] < 0 and penn["p"] < 0.05  # more UMN signs, lower FA
+    assert zsum["estimate"] > 0 and zsum["p"] < 0.05  # larger CMAPs, higher FA
+    gm_fvc = pick(r, "imaging_vs_clinical", variable="precentral_gm_mm3 ~ fvc_pct")
+    assert gm_fvc["estimate"] > 0
+    assert (
+        pick(r, "gm_vs_cst_fa", variable="precentral_gm_mm3 ~ cst_fa")["estimate"] > 0
+    )
+
+
+@pytest.mark.slow
+def test_prague_qsm_effects_have_the_published_direction(large):
+    r = large["prague_qsm_2020"]
+    sn = pick(r, "qsm_three_groups", variable="qsm_sn", term="group NMO vs HC")
+    assert sn["estimate"] > 0 and sn["p"] < 0.01  # SN higher in NMO
+    thal = pick(r, "qsm_three_groups", variable="qsm_thalamus", term="group MS vs HC")
+    assert thal["estimate"] < 0 and thal["p"] < 1e-3  # thalamus lower in RRMS
+    thal_nmo = pick(
+        r, "qsm_three_groups", variable="qsm_thalamus", term="group MS vs NMO"
+    )
+    assert thal_nmo["estimate"] < 0  # and lower than in NMO
+    pulv = pick(
+        r, "volumes_three_groups", variable="pulvinar_mm3", term="group MS vs HC"
+    )
+    assert pulv["estimate"] < 0 and pulv["p"] < 0.01  # pulvinar atrophy in RRMS
+    edss = pick(r, "edss_vs_putamen")
+    assert edss["estimate"] > 0.05  # putamen susceptibility rises with EDSS
+
+
+@pytest.mark.slow
+def test_kakenhi_markers_are_in_their_published_bands(large):
+    r = large["kakenhi_sako"]
+    glu_naa = pick(r, "mrs_ratio_auc", variable="mrs_glu_naa", estimate_name="AUC")
+    assert 0.62 <= glu_naa["estimate"] <= 0.85  # AUC > 0.7 (Sako 2021)
+    early = pick(r, "nfl_auc", stratum="early", estimate_name="AUC")
+    assert 0.85 <= early["estimate"] <= 1.0  # ~0.9 even early
+    chi = pick(r, "chi3l1_auc", estimate_name="AUC")
+    assert 0.45 <= chi["estimate"] <= 0.68  # ~0.55: useless alone
+    sens = r[(r["measure"] == "m1_precuneus_ratio") & (r["stratum"] == "all")]
+    sens = sens[sens["term"].str.startswith("sensitivity at reference 10th")].iloc[0]
+    assert 0.30 <= sens["estimate"] <= 0.55  # 0.42 at specificity 0.90 (Sako 2023)
+    assert pick(r, "naa_vs_age")["estimate"] < 0
+
+
+@pytest.mark.slow
+def test_peripheral_mri_and_mmn_effects(large):
+    r = large["peripheral_mri_2015"]
+    atrophy = pick(r, "ratings_als_vs_mmn", variable="muscle_atrophy")
+    assert atrophy["value_a"] == 0 and atrophy["value_b"] > 0.15  # none in MMN
+    nerve = pick(r, "ratings_als_vs_mmn", variable="nerve_changes")
+    assert 0.45 <= nerve["value_b"] <= 0.72 and 0.45 <= nerve["value_a"] <= 0.8
+    m = large["mmn_efns_pns_2010"]
+    cb = pick(m, "block_and_gm1", variable="ncs_any_cb")
+    assert cb["value_b"] > 10 * cb["value_a"] and cb["p"] < 1e-6  # far more in MMN
+    cats = m[(m["measure"] == "efns_pns_categories") & (m["variable"] == "category")]
+    met = cats[cats["term"].isin(["definite", "probable", "possible"])]
+    share = met.groupby("group_a")["estimate"].sum()
+    assert 0.3 <= share["MMN"] <= 0.8 and share.get("ALS", 0) < 0.05
+
+
+def test_a_lab_table_with_its_own_names_and_codes(tmp_path):
+    plan = tmp_path / "lab.toml"
+    plan.write_text(
+        """
+[plan]
+name = "lab"
+label = "Diagnosis"
+
+[[measure]]
+name = "nfl"
+test = "auc"
+variables = ["NfL_pg_ml"]
+groups = ["Control", "als"]
+direction = "higher"
+cutoffs = [62]
+
+[[measure]]
+name = "grip"
+test = "correlation"
+method = "spearman"
+x = ["Grip strength (kg)"]
+y = ["ALSFRS_R"]
+within = ["als"]
+
+[[measure]]
+name = "gm1"
+test = "fisher"
+variables = ["anti_GM1"]
+groups = ["als", "MMN"]
+"""
+    )
+    out = tmp_path / "out"
+    argv = ["analyze", "--plan", str(plan), "--features"]
+    assert main([*argv, str(TABLES / "clinic_serum.csv"), "--out", str(out)]) == 0
+    r = pd.read_csv(out / "results.csv")
+    auc = r[(r["measure"] == "nfl") & (r["estimate_name"] == "AUC")].iloc[0]
+    assert auc["estimate"] > 0.8 and "left out" in auc["note"]  # empty NfL cells
+    assert r.loc[r["measure"] == "gm1", "note"].iloc[0].count("/") == 2
+    page = (out / "report.html").read_text()
+    assert "SIMULATED" not in page  # a lab's table is not labelled simulated
+
+
+def test_the_excel_export_with_numeric_group_codes(tmp_path):
+    plan = tmp_path / "x.toml"
+    plan.write_text(
+        '[plan]\nname = "x"\n\n[[measure]]\nname = "gm"\ntest = "welch"\n'
+        'variables = ["Precentral_*_GMV (mm3)"]\ngroups = ["0", "1"]\n'
+    )
+    out = tmp_path / "o"
+    xlsx = str(TABLES / "lab_7t_export.xlsx")
+    argv = ["analyze", "--plan", str(plan), "--features", xlsx, "--out", str(out)]
+    assert main([*argv, "--label-column", "Group"]) == 0
+    r = pd.read_csv(out / "gm.csv")
+    assert list(r["variable"]) == ["Precentral_L_GMV (mm3)", "Precentral_R_GMV (mm3)"]
+    assert (r["estimate"] < 0).all()  # ALS (1) lower than controls (0)
+
+
+def test_errors_exit_2_with_the_plan_line_and_nothing_written(tmp_path, caplog):
+    plan = tmp_path / "bad.toml"
+    plan.write_text(
+        '[plan]\nname = "b"\nlabel = "Diagnosis"\n\n[[measure]]\nname = "m"\n'
+        'test = "ancova"\nvariables = ["NfL_pg_ml"]\ngroups = ["Control", "als"]\n'
+        'covariates = ["age_years", "Sex"]\n'
+    )
+    out = tmp_path / "out"
+    argv = ["analyze", "--plan", str(plan), "--features"]
+    argv += [str(TABLES / "clinic_serum.csv"), "--out", str(out)]
+    assert main(argv) == 2
+    err = caplog.text
+    assert f"{plan}:10: measure 'm': column 'Sex' (covariates) is not numeric" in err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path, caplog):
+    plan = tmp_path / "p.toml"
+    plan.write_text(
+        '[plan]\nname = "p"\nlabel = "Diagnosis"\n\n[[measure]]\nname = "m"\n'
+        'test = "mann_whitney"\nvariables = ["NfL_pg_ml"]\n'
+        'groups = ["Control", "als"]\n'
+    )
+    out = tmp_path / "out"
+    argv = ["analyze", "--plan", str(plan), "--features"]
+    argv += [str(TABLES / "clinic_serum.csv"), "--out", str(out)]
+    assert main(argv) == 0
+    before = (out / "results.csv").read_bytes()
+    assert main(argv) == 2
+    assert "exists; pass --overwrite" in caplog.text
+    assert (out / "results.csv").read_bytes() == before
+    assert main([*argv, "--overwrite"]) == 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_outputs_are_logged_to_mlflow(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    plan = tmp_path / "p.toml"
+    plan.write_text(
+        '[plan]\nname = "p"\nlabel = "Diagnosis"\n\n[[measure]]\nname = "m"\n'
+        'test = "welch"\nvariables = ["NfL_pg_ml"]\ngroups = ["Control", "als"]\n'
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [
+        "analyze",
+        "--plan",
+        str(plan),
+        "--features",
+        str(TABLES / "clinic_serum.csv"),
+    ]
+    assert main([*argv, "--out", str(tmp_path / "o"), "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("als-mimics-analyses")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.params["plan"] == "p"
+    assert run.data.metrics["n_estimates"] == 1
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"results.csv", "m.csv", "report.html", "plan.toml", "notes.json"} <= names
+
+
+def test_harmonize_fits_combat_on_the_controls(tmp_path, table150):
+    plan = tmp_path / "h.toml"
+    body = (
+        '\n[[measure]]\nname = "fa"\ntest = "ancova"\nvariables = ["dti_cst_l_fa"]\n'
+        'groups = ["HC", "ALS"]\ncovariates = ["age", "male"]\n'
+    )
+    plan.write_text('[plan]\nname = "h"\nharmonize = true\n' + body)
+    harmonised = run_plan(read_plan(plan), table150)
+    assert harmonised.notes[0].startswith("ComBat (fitted on the ")
+    assert bool(harmonised.results["harmonized"].iloc[0])
+    plan.write_text('[plan]\nname = "h"\n' + body)
+    raw = run_plan(read_plan(plan), table150).results
+    assert raw["estimate"].iloc[0] != harmonised.results["estimate"].iloc[0]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed: run `make test`, which installs it",
+)
+def test_the_report_renders_in_headless_chromium(default_runs):
+    from playwright.sync_api import sync_playwright
+
+    _, out = default_runs["default"]
+    problems, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        page.on(
+            "console", lambda m: problems.append(m.text) if m.type == "error" else 0
+        )
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto((out / "report.html").as_uri(), wait_until="load")
+        sections = page.locator("section").count()
+        images = page.evaluate(
+            "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
+        )
+        browser.close()
+    assert problems == [] and all(u.startswith(("file:", "data:")) for u in requests)
+    assert sections == len(read_plan(PLANS / "default.toml").measures)
+    assert len(images) >= 15 and all(done and w > 50 for done, w in images)
