@@ -177,8 +177,10 @@ def extract_features(
     if atlas is None:
         load_atlas()  # build the disk cache once; each worker then loads it once
     keys = list(participants.index)
+    root = cohort_dir.absolute()
     jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_subject_imaging)(cohort_dir, pid, ses, atlas, strict, resample)
+        # absolute: joblib may reuse worker processes started in another directory
+        delayed(_subject_imaging)(root, pid, ses, atlas, strict, resample)
         for pid, ses in keys
     )
     rows = []

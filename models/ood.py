@@ -131,20 +131,31 @@ class NearestClassDistance(BaseEstimator):
         self.classes_ = np.unique(y)
         self.means_, self.covariance_ = _moments(Z, y, self.classes_, self.shrinkage)
         n_splits = int(min(self.cv, np.unique(y, return_counts=True)[1].min()))
-        oof = np.full((len(y), 2), np.nan)
         if n_splits >= 2:
             folds = StratifiedKFold(
                 n_splits, shuffle=True, random_state=self.random_state
             )
-            for train, test in folds.split(Z, y):
-                means, covs = _moments(
-                    Z[train], y[train], self.classes_, self.shrinkage
-                )
-                oof[test] = _nearest(Z[test], means, covs, {})
+            parts = [
+                (test, *_moments(Z[train], y[train], self.classes_, self.shrinkage))
+                for train, test in folds.split(Z, y)
+            ]
         else:  # too few subjects per class to cross-fit: in-sample scores
-            oof = _nearest(Z, self.means_, self.covariance_, {})
+            parts = [(np.arange(len(y)), self.means_, self.covariance_)]
         # each statistic gets half the flag budget; the score is in threshold units
         q = 1 - (1 - self.quantile) / 2
+        # Each feature's own spread of cross-fitted deviations from the nearest
+        # class: a bimodal column (a conduction-block ratio) is not allowed to set
+        # the single-value threshold of every other column.
+        deviation = np.full(Z.shape, np.nan)
+        for test, means, covs in parts:
+            deviation[test] = _deviations(Z[test], means, covs)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns
+            spread = np.nanquantile(deviation, q, axis=0)
+        self.feature_scale_ = np.maximum(np.nan_to_num(spread, nan=1.0), 1.0)
+        oof = np.full((len(y), 2), np.nan)
+        for test, means, covs in parts:
+            oof[test] = _nearest(Z[test], means, covs, {}, self.feature_scale_)
         finite = oof[np.isfinite(oof).all(axis=1)]
         self.thresholds_ = np.quantile(finite, q, axis=0)
         self.thresholds_ = np.maximum(self.thresholds_, 1e-6)
@@ -178,7 +189,9 @@ class NearestClassDistance(BaseEstimator):
         cache = self.__dict__.setdefault("_precisions", {})
         if len(cache) > _MAX_PATTERNS:
             cache.clear()
-        stats = _nearest(Z, self.means_, self.covariance_, cache)
+        # detectors fitted before per-feature scales: every feature in SD units
+        scale = getattr(self, "feature_scale_", np.ones(len(self.features_)))
+        stats = _nearest(Z, self.means_, self.covariance_, cache, scale)
         return (stats / self.thresholds_).max(axis=1)
 
     def is_outlier(self, X: pd.DataFrame) -> np.ndarray:
@@ -221,11 +234,25 @@ def _moments(
     return means, cov
 
 
-def _nearest(Z: np.ndarray, means: np.ndarray, cov: np.ndarray, cache: dict):
+def _deviations(Z: np.ndarray, means: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """|z| of each value from the nearest class mean on that feature, (n, p)."""
+    sd = np.sqrt(np.diag(cov))
+    return np.min(np.abs(Z[:, None, :] - means[None, :, :]) / sd, axis=1)
+
+
+def _nearest(
+    Z: np.ndarray,
+    means: np.ndarray,
+    cov: np.ndarray,
+    cache: dict,
+    scale: np.ndarray | None = None,
+):
     """Two distances to the nearest class, per row (NaN without features):
     the Wilson-Hilferty z of the Mahalanobis distance (an unusual combination),
-    and the largest single-feature |z| (one value far out: a unit mix-up, a
-    conduction velocity no training class has)."""
+    and the largest distance of one value from the nearest class mean on its
+    feature, in units of that feature's ``scale`` (its cross-fitted spread): one
+    value far out, a unit mix-up, a conduction velocity no training class has."""
+    scale = np.ones(Z.shape[1]) if scale is None else np.asarray(scale)
     observed = ~np.isnan(Z)
     out = np.full((len(Z), 2), np.nan)
     sd = np.sqrt(np.diag(cov))
@@ -253,9 +280,10 @@ def _nearest(Z: np.ndarray, means: np.ndarray, cov: np.ndarray, cache: dict):
             - 2 * XP @ M.T
             + np.einsum("cj,jk,ck->c", M, precision, M)[None, :]
         ).min(axis=1)
-        extreme = np.full(len(rows), np.inf)
-        for c in range(len(M)):
-            extreme = np.minimum(extreme, np.abs((X - M[c]) / sd[mask]).max(axis=1))
+        # each value against the nearest class on its own feature, in units of
+        # that feature's spread: a value no training class has
+        far = np.min(np.abs(X[:, None, :] - M[None]) / sd[mask], axis=1)
+        extreme = (far / scale[mask]).max(axis=1)
         # Wilson-Hilferty: (d2/k)^(1/3) is ~normal with this mean and variance
         v = 2.0 / (9.0 * k)
         out[rows, 0] = (np.cbrt(np.maximum(d2, 0) / k) - (1 - v)) / np.sqrt(v)

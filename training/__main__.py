@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from models.estimators import FoldFallbackWarning
@@ -160,7 +161,11 @@ def parse_analyze(argv: list[str]):
     src.add_argument("--features", type=Path, help="features table")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--label-column", help="diagnosis column (overrides the plan's)")
-    p.add_argument("--tracking-uri", help="log the outputs to this MLflow store")
+    p.add_argument(
+        "--tracking-uri",
+        help="log the outputs to this MLflow store (default $MLFLOW_TRACKING_URI "
+        "when set, else no logging)",
+    )
     p.add_argument("--experiment", default="als-mimics-analyses")
     p.add_argument("--n", dest="n_subjects", type=int, default=400,
                    help="size of the default simulated cohort")  # fmt: skip
@@ -168,16 +173,16 @@ def parse_analyze(argv: list[str]):
     p.add_argument("--jobs", dest="n_jobs", type=int, default=-1)
     p.add_argument("--overwrite", action="store_true", help="replace outputs in --out")
     args = vars(p.parse_args(argv))
+    if args["tracking_uri"] is None and os.environ.get("MLFLOW_TRACKING_URI"):
+        args["tracking_uri"] = os.environ["MLFLOW_TRACKING_URI"]
     return AnalyzeConfig(**args)
 
 
-def analyze(argv: list[str]) -> int:
-    """``python -m training analyze``; returns the exit status."""
+def _report(work: Callable[[], str]) -> int:
+    """Run ``work`` and print what it returns: 0; a problem with the inputs: one
+    line, 2; a bug: one line (the traceback with ALSDX_DEBUG=1), 3."""
     try:
-        cfg = parse_analyze(argv)
-        from training.analyze import run, summary
-
-        analysis = run(cfg)
+        text = work()
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
         log.error("error: %s", exc)
         return 2
@@ -185,38 +190,40 @@ def analyze(argv: list[str]) -> int:
         from features.errors import internal_error
 
         return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
-    print(summary(analysis))
-    print(f"wrote {cfg.out}/results.csv, one CSV per measure and report.html")
+    print(text)
     return 0
+
+
+def _analyze(argv: list[str]) -> str:
+    from training.analyze import run, summary
+
+    cfg = parse_analyze(argv)
+    analysis = run(cfg)
+    logged = f"; logged to MLflow at {cfg.tracking_uri}" if cfg.tracking_uri else ""
+    return (
+        f"{summary(analysis)}\nwrote {cfg.out}/results.csv, one CSV per measure and "
+        f"report.html{logged}"
+    )
+
+
+def _train(argv: list[str]) -> str:
+    from training.run import run
+
+    return run(parse(argv)).summary()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run training (or ``analyze``); returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
+    for noisy in ("mlflow", "alembic", "optuna"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if argv[:1] == ["analyze"]:
-        for noisy in ("mlflow", "alembic"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        return analyze(argv[1:])
+        return _report(lambda: _analyze(argv[1:]))
     # The fitted steps' fallbacks on small folds are counted into the run's notes
     # (run_notes.json) rather than printed once per fold; other warnings show.
     warnings.filterwarnings("ignore", category=FoldFallbackWarning)
-    for noisy in ("mlflow", "alembic", "optuna"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        cfg = parse(argv)
-        from training.run import run
-
-        result = run(cfg)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-        log.error("error: %s", exc)
-        return 2
-    except Exception as exc:  # a bug: one line, the traceback only when asked
-        from features.errors import internal_error
-
-        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
-    print(result.summary())
-    return 0
+    return _report(lambda: _train(argv))
 
 
 if __name__ == "__main__":

@@ -329,41 +329,46 @@ def ols(y: np.ndarray, X: pd.DataFrame) -> list[dict]:
     import statsmodels.api as sm
 
     fit = sm.OLS(np.asarray(y, float), _design(X, X.columns)).fit()
+    model = {
+        "term": "model",
+        "n": int(fit.nobs),
+        "estimate": float(fit.rsquared),
+        "estimate_name": "R^2",
+        "statistic": float(fit.fvalue),
+        "statistic_name": "F",
+        "df": f"{int(fit.df_model)}, {int(fit.df_resid)}",
+        "p": float(fit.f_pvalue),
+        "effect_size": float(fit.rsquared_adj),
+        "effect_size_name": "adjusted R^2",
+        "r2": float(fit.rsquared),
+    }
+    terms = _terms(fit, X, float(fit.rsquared), "coefficient", "t", float(fit.df_resid))
+    return [model, *terms]
+
+
+def _terms(fit, X: pd.DataFrame, r2: float, name: str, stat: str, df) -> list[dict]:
+    """One row per column of ``X`` from a fitted statsmodels model: the estimate
+    (exponentiated for odds ratios), its interval, the test statistic, p, VIF."""
+    scale = np.exp if name.startswith("odds ratio") else float
     ci = fit.conf_int(alpha=1 - LEVEL)
     inflation = vif(X) if X.shape[1] > 1 else dict.fromkeys(X.columns, 1.0)
-    rows = [
+    return [
         {
-            "term": "model",
+            "term": c,
             "n": int(fit.nobs),
-            "estimate": float(fit.rsquared),
-            "estimate_name": "R^2",
-            "statistic": float(fit.fvalue),
-            "statistic_name": "F",
-            "df": f"{int(fit.df_model)}, {int(fit.df_resid)}",
-            "p": float(fit.f_pvalue),
-            "effect_size": float(fit.rsquared_adj),
-            "effect_size_name": "adjusted R^2",
-            "r2": float(fit.rsquared),
+            "estimate": float(scale(fit.params[c])),
+            "estimate_name": name,
+            "ci_low": float(scale(ci.loc[c, 0])),
+            "ci_high": float(scale(ci.loc[c, 1])),
+            "statistic": float(fit.tvalues[c]),
+            "statistic_name": stat,
+            "df": df,
+            "p": float(fit.pvalues[c]),
+            "r2": r2,
+            "vif": inflation[c],
         }
+        for c in X.columns
     ]
-    for c in X.columns:
-        rows.append(
-            {
-                "term": c,
-                "n": int(fit.nobs),
-                "estimate": float(fit.params[c]),
-                "estimate_name": "coefficient",
-                "ci_low": float(ci.loc[c, 0]),
-                "ci_high": float(ci.loc[c, 1]),
-                "statistic": float(fit.tvalues[c]),
-                "statistic_name": "t",
-                "df": float(fit.df_resid),
-                "p": float(fit.pvalues[c]),
-                "r2": float(fit.rsquared),
-                "vif": inflation[c],
-            }
-        )
-    return rows
 
 
 def logit(y: np.ndarray, X: pd.DataFrame) -> list[dict]:
@@ -399,38 +404,19 @@ def logit(y: np.ndarray, X: pd.DataFrame) -> list[dict]:
                 "report an AUC or a Fisher test instead",
             }
         ]
-    ci = np.exp(fit.conf_int(alpha=1 - LEVEL))
-    inflation = vif(X) if X.shape[1] > 1 else dict.fromkeys(X.columns, 1.0)
-    rows = [
-        {
-            "term": "model",
-            "n": int(fit.nobs),
-            "estimate": float(fit.prsquared),
-            "estimate_name": "McFadden pseudo-R^2",
-            "statistic": float(fit.llr),
-            "statistic_name": "likelihood ratio chi2",
-            "df": float(fit.df_model),
-            "p": float(fit.llr_pvalue),
-            "r2": float(fit.prsquared),
-        }
-    ]
-    for c in X.columns:
-        rows.append(
-            {
-                "term": c,
-                "n": int(fit.nobs),
-                "estimate": float(np.exp(fit.params[c])),
-                "estimate_name": "odds ratio per unit",
-                "ci_low": float(ci.loc[c, 0]),
-                "ci_high": float(ci.loc[c, 1]),
-                "statistic": float(fit.tvalues[c]),
-                "statistic_name": "z",
-                "p": float(fit.pvalues[c]),
-                "r2": float(fit.prsquared),
-                "vif": inflation[c],
-            }
-        )
-    return rows
+    model = {
+        "term": "model",
+        "n": int(fit.nobs),
+        "estimate": float(fit.prsquared),
+        "estimate_name": "McFadden pseudo-R^2",
+        "statistic": float(fit.llr),
+        "statistic_name": "likelihood ratio chi2",
+        "df": float(fit.df_model),
+        "p": float(fit.llr_pvalue),
+        "r2": float(fit.prsquared),
+    }
+    terms = _terms(fit, X, float(fit.prsquared), "odds ratio per unit", "z", None)
+    return [model, *terms]
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:

@@ -78,7 +78,8 @@ def simulate_cohort(
     obs.insert(0, "participant_id", [f"sub-{i + 1:04d}" for i in range(n)])
     post = oracle.posterior(obs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # Absolute: joblib may reuse worker processes started in another directory.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent.absolute()))
     try:
         _write_tables(obs, tmp)
         atlas = load_atlas()

@@ -223,32 +223,38 @@ def test_the_excel_export_with_numeric_group_codes(tmp_path):
     assert (r["estimate"] < 0).all()  # ALS (1) lower than controls (0)
 
 
-def test_errors_exit_2_with_the_plan_line_and_nothing_written(tmp_path, caplog):
-    plan = tmp_path / "bad.toml"
+def clinic_run(tmp_path, measure: str) -> list[str]:
+    """The arguments of analyze with a one-measure plan on the clinic's CSV."""
+    plan = tmp_path / "p.toml"
     plan.write_text(
-        '[plan]\nname = "b"\nlabel = "Diagnosis"\n\n[[measure]]\nname = "m"\n'
+        '[plan]\nname = "p"\nlabel = "Diagnosis"\n\n[[measure]]\nname = "m"\n' + measure
+    )
+    table = str(TABLES / "clinic_serum.csv")
+    return ["analyze", "--plan", str(plan), "--features", table]
+
+
+def test_errors_exit_2_with_the_plan_line_and_nothing_written(tmp_path, caplog):
+    argv = clinic_run(
+        tmp_path,
         'test = "ancova"\nvariables = ["NfL_pg_ml"]\ngroups = ["Control", "als"]\n'
-        'covariates = ["age_years", "Sex"]\n'
+        'covariates = ["age_years", "Sex"]\n',
     )
     out = tmp_path / "out"
-    argv = ["analyze", "--plan", str(plan), "--features"]
-    argv += [str(TABLES / "clinic_serum.csv"), "--out", str(out)]
-    assert main(argv) == 2
+    assert main([*argv, "--out", str(out)]) == 2
     err = caplog.text
+    plan = tmp_path / "p.toml"
     assert f"{plan}:10: measure 'm': column 'Sex' (covariates) is not numeric" in err
     assert "Traceback" not in err and not out.exists()
 
 
 def test_existing_outputs_are_kept_unless_overwrite(tmp_path, caplog):
-    plan = tmp_path / "p.toml"
-    plan.write_text(
-        '[plan]\nname = "p"\nlabel = "Diagnosis"\n\n[[measure]]\nname = "m"\n'
+    argv = clinic_run(
+        tmp_path,
         'test = "mann_whitney"\nvariables = ["NfL_pg_ml"]\n'
-        'groups = ["Control", "als"]\n'
+        'groups = ["Control", "als"]\n',
     )
     out = tmp_path / "out"
-    argv = ["analyze", "--plan", str(plan), "--features"]
-    argv += [str(TABLES / "clinic_serum.csv"), "--out", str(out)]
+    argv += ["--out", str(out)]
     assert main(argv) == 0
     before = (out / "results.csv").read_bytes()
     assert main(argv) == 2
@@ -258,23 +264,16 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, caplog):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files
 
 
-def test_outputs_are_logged_to_mlflow(tmp_path):
+def test_outputs_are_logged_to_mlflow(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    plan = tmp_path / "p.toml"
-    plan.write_text(
-        '[plan]\nname = "p"\nlabel = "Diagnosis"\n\n[[measure]]\nname = "m"\n'
-        'test = "welch"\nvariables = ["NfL_pg_ml"]\ngroups = ["Control", "als"]\n'
+    argv = clinic_run(
+        tmp_path,
+        'test = "welch"\nvariables = ["NfL_pg_ml"]\ngroups = ["Control", "als"]\n',
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    argv = [
-        "analyze",
-        "--plan",
-        str(plan),
-        "--features",
-        str(TABLES / "clinic_serum.csv"),
-    ]
-    assert main([*argv, "--out", str(tmp_path / "o"), "--tracking-uri", uri]) == 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # a user's environment
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("als-mimics-analyses")
     (run,) = client.search_runs([exp.experiment_id])
