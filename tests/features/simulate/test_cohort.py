@@ -319,3 +319,22 @@ def test_wrong_shape_map_lenient_drops_the_modality(bad_fa, extraction):
     assert_frame_equal(out[others], ref[others])
     keep = [c for c in ref.columns if c not in dti + ["has_dti", "source_dti"]]
     assert_frame_equal(out.loc[[pid], keep], ref.loc[[pid], keep])
+
+
+def test_a_relative_cohort_path_works_with_workers_started_elsewhere(
+    tmp_path, monkeypatch
+):
+    """joblib reuses worker processes: ones started in another directory must still
+    write (and read) a relative-path cohort's images where the caller means."""
+    from joblib import Parallel, delayed
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    Parallel(n_jobs=2)(delayed(abs)(i) for i in range(4))  # start the workers here
+    monkeypatch.chdir(tmp_path / "b")
+    cohort = simulate_cohort(Path("rel") / "c", n=12, seed=4, n_jobs=2)
+    assert (tmp_path / "b" / "rel" / "c" / "derivatives").is_dir()
+    assert not (tmp_path / "a" / "rel").exists()
+    table = extract_features(cohort, n_jobs=2).table
+    assert table["has_dti"].sum() > 0 and table["has_freesurfer"].sum() > 0
