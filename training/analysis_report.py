@@ -26,7 +26,8 @@ _SHOWN = [
     "value_a",
     "value_b",
 ]
-_SHOWN += ["estimate", "ci_low", "ci_high", "statistic", "p", "p_adjusted", "note"]
+_SHOWN += ["estimate", "ci_low", "ci_high", "statistic", "effect_size", "p"]
+_SHOWN += ["p_adjusted", "note"]
 
 
 def write_report(
@@ -69,6 +70,8 @@ def write_report(
     for m in plan.measures:
         frame = analysis.measure(m.name)
         shown = [c for c in _SHOWN if c in frame.columns and frame[c].notna().any()]
+        if (frame["stratum"] == "all").all():
+            shown.remove("stratum")
         parts.append(
             f'<section id="{h.e(m.name)}"><h2>{h.e(m.get("title", m.name))}</h2>'
         )
@@ -84,7 +87,7 @@ def write_report(
             )
             + ".</p>"
         )
-        parts.append(h.table(frame[shown]))
+        parts.append(f'<div class="scroll">{h.table(_readable(frame[shown]))}</div>')
         figures = [f for f in analysis.figures if f.measure == m.name]
         for fig in figures[:MAX_FIGURES]:
             parts.append(_FIGURES[fig.kind](fig))
@@ -94,6 +97,16 @@ def write_report(
             )
         parts.append("</section>")
     return h.write_page(out, title, parts)
+
+
+def _readable(frame):
+    """Numbers to 4 significant digits, p-values to 2 (so 1e-30 is not 0.000)."""
+    out = frame.astype(object)
+    for c in frame.columns:
+        if frame[c].dtype.kind == "f":
+            digits = ".2g" if c.startswith("p") else ".4g"
+            out[c] = [f"{v:{digits}}" if v == v else "" for v in frame[c]]
+    return out
 
 
 def _groups(fig) -> str:

@@ -310,11 +310,7 @@ def _groups_measure(
             Figure(
                 m.name,
                 f"{v} ({stratum})",
-                "roc"
-                if m.test == "auc"
-                else "bars"
-                if m.test == "fisher"
-                else "groups",
+                {"auc": "roc", "fisher": "bars"}.get(m.test, "groups"),
                 {"values": values, "direction": m.get("direction", "auto")},
             )
         )
@@ -415,15 +411,13 @@ def _regression_measure(
             }
         ]
     new = st.ols(y, X) if m.test == "ols" else st.logit(y, X)
-    per = " per SD" if m.get("standardize", False) else ""
     rows = [{**head, **r, "note": _join(r.get("note", ""), note)} for r in new]
-    for r in rows:
-        if r.get("estimate_name") in ("coefficient", "odds ratio per unit"):
-            r["estimate_name"] = (
-                "standardised coefficient"
-                if m.test == "ols" and per
-                else r["estimate_name"].replace(" per unit", "")
-                + (per or (" per unit" if m.test == "logit" else ""))
+    if m.get("standardize", False):
+        per_sd = {"coefficient": "standardised coefficient"}
+        per_sd["odds ratio per unit"] = "odds ratio per SD"
+        for r in rows:
+            r["estimate_name"] = per_sd.get(
+                r.get("estimate_name"), r.get("estimate_name")
             )
     analysis.figures.append(
         Figure(

@@ -22,6 +22,7 @@ CSS = (
     ".flag{color:#922;font-weight:bold}.ok{color:#276227}"
     "section{border-top:1px solid #999;margin-top:18px}"
     "img{max-width:100%}"
+    ".scroll{overflow-x:auto}.scroll table{font-size:12px}"
 )
 
 

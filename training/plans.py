@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import operator
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -77,6 +78,10 @@ PLAN_KEYS = {"name", "title", "source", "label", "controls", "harmonize", "n_boo
 PLAN_KEYS |= {"seed", "description"}
 #: Fewest subjects per group (and per stratum) a measure accepts.
 MIN_GROUP = 3
+_OPERATORS = {
+    "<=": operator.le, ">=": operator.ge, "==": operator.eq,
+    "!=": operator.ne, "<": operator.lt, ">": operator.gt,
+}  # fmt: skip
 _WHERE = re.compile(r"^\s*(\w+)\s*(<=|>=|==|!=|<|>)\s*(-?[\d.]+(?:e-?\d+)?)\s*$")
 
 
@@ -103,11 +108,8 @@ class Stratum:
             return np.ones(len(table), bool)
         column, op, number = _WHERE.match(self.where).groups()
         v = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
-        ok = {
-            "<=": v <= float(number), ">=": v >= float(number),
-            "==": v == float(number), "!=": v != float(number),
-            "<": v < float(number), ">": v > float(number),
-        }[op]  # fmt: skip
+        with np.errstate(invalid="ignore"):
+            ok = _OPERATORS[op](v, float(number)) & ~np.isnan(v)
         if not self.classes:
             return ok
         return ok | ~table[label].astype(str).isin(self.classes).to_numpy()
@@ -225,7 +227,15 @@ class Plan:
                 "column.",
                 "label",
             )
+        known = set(table[self.label].dropna().astype(str))
         for name, st in self.strata.items():
+            for c in st.classes:
+                if c not in known:
+                    raise self.fail(
+                        f"stratum {name!r}: class {c!r} does not occur in column "
+                        f"{self.label!r}{closest(c, known)}.",
+                        name,
+                    )
             if st.where:
                 column = _WHERE.match(st.where).group(1)
                 if column not in table.columns:
@@ -365,6 +375,13 @@ def read_plan(path: str | Path) -> Plan:
             )
     plan.derived = {str(k): str(v) for k, v in raw.get("derived", {}).items()}
     for name, st in raw.get("strata", {}).items():
+        unknown = set(st) - {"classes", "where"}
+        if unknown:
+            raise plan.fail(
+                f"stratum {name!r}: unknown key {sorted(unknown)[0]!r}; a stratum "
+                "has classes and where.",
+                name,
+            )
         where = st.get("where", "")
         if where and not _WHERE.match(where):
             raise plan.fail(

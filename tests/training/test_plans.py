@@ -195,3 +195,32 @@ def test_structural_errors_name_the_file(tmp_path):
         PlanError, match=r"plan.toml:2: unknown \[plan\] key 'lable' \(closest: label"
     ):
         read_plan(path)
+
+
+def test_standardised_regressions_and_a_logit_on_group_membership(tmp_path, table):
+    path = plan_file(
+        tmp_path,
+        """
+[[measure]]
+name = "beta"
+test = "ols"
+outcome = "dti_cst_l_fa"
+predictors = ["age"]
+standardize = true
+
+[[measure]]
+name = "odds"
+test = "logit"
+predictors = ["dti_cst_r_fa"]
+groups = ["HC", "ALS"]
+standardize = true
+""",
+    )
+    r = run_plan(read_plan(path), table).results
+    beta = r[(r["measure"] == "beta") & (r["term"] == "age")].iloc[0]
+    # one standardised predictor: the coefficient is Pearson's r
+    assert beta["estimate"] == pytest.approx(table["age"].corr(table["dti_cst_l_fa"]))
+    assert beta["estimate_name"] == "standardised coefficient"
+    odds = r[(r["measure"] == "odds") & (r["term"] == "dti_cst_r_fa")].iloc[0]
+    assert odds["estimate_name"] == "odds ratio per SD" and odds["n"] == 30
+    assert odds["variable"] == "ALS (vs HC)" and odds["ci_low"] < odds["estimate"]
