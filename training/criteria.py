@@ -81,16 +81,15 @@ def efns_pns_2010(table: pd.DataFrame, label: str = "diagnosis") -> pd.DataFrame
     umn[np.isnan(_col(table, "umn_signs")) & np.isnan(_col(table, "penn_umn"))] = np.nan
     bulbar = _col(table, "onset_bulbar")
     clinical_1 = np.where(
-        np.isnan(lmn) | np.isnan(months),
-        np.nan,
-        ((lmn == 1) & (months > 1)).astype(float),
+        lmn == 0,
+        0.0,  # no lower motor neuron weakness: not met, whatever the history
+        np.where(np.isnan(lmn) | np.isnan(months), np.nan, (months > 1) * 1.0),
     )
     clinical_2 = np.where(np.isnan(sensory), np.nan, (sensory == 0).astype(float))
     exclusions, supportive, not_judged, category = [], [], [], []
-    gm1, plexus = (
-        _col(table, "anti_gm1_igm"),
-        _col(table, "plexus_t2_hyperintensity_n_sides"),
-    )
+    gm1 = _col(table, "anti_gm1_igm")
+    plexus = _col(table, "plexus_t2_hyperintensity_n_sides")
+    plexus = np.where(np.isnan(plexus), np.nan, (plexus > 0) * 1.0)
     for i in range(len(table)):
         ex = [
             name
@@ -103,13 +102,7 @@ def efns_pns_2010(table: pd.DataFrame, label: str = "diagnosis") -> pd.DataFrame
         ]
         sup = [
             name
-            for name, v in (
-                ("anti-GM1 IgM", gm1[i]),
-                (
-                    "plexus T2 signal",
-                    plexus[i] > 0 if not np.isnan(plexus[i]) else np.nan,
-                ),
-            )
+            for name, v in (("anti-GM1 IgM", gm1[i]), ("plexus T2 signal", plexus[i]))
             if v == 1
         ]
         unknown = [
