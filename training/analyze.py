@@ -472,6 +472,69 @@ def _criteria_measure(
     return rows
 
 
+def _longitudinal_measure(
+    plan, m, sub, covariates, n_boot, rng, analysis, stratum
+) -> list[dict]:
+    names = [g for g, _ in m.groups()] or ["all"]
+    sub = sub if "_group" in sub else sub.assign(_group="all")
+    rows = []
+    for v in plan.columns(sub, m, "variables"):
+        data, note = _complete(sub, [v, plan.time, *covariates])
+        head = {"variable": v}
+        if m.test == "mixed":
+            visits = data.groupby(plan.subject)[plan.time].transform("size")
+            if data[plan.subject].nunique() < MIN_GROUP or visits.max() < 2:
+                text = "not computed: fewer than 3 subjects or no repeated visits"
+                rows.append({**head, "note": _join(text, note)})
+                continue
+            new = st.mixed_model(
+                data[v].to_numpy(float),
+                data[plan.time].to_numpy(float),
+                data[plan.subject].astype(str).to_numpy(),
+                data["_group"].to_numpy(),
+                names,
+                data[covariates],
+            )
+            rows += [{**head, **r, "note": _join(r.get("note", ""), note)} for r in new]
+            continue
+        per_year = float(plan.settings.get("per_year", 12))
+        for g in names:
+            pairs = _first_and_last(data[data["_group"] == g], plan, v)
+            if len(pairs) < MIN_GROUP:
+                text = f"not computed: {len(pairs)} subject(s) of {g} with two visits"
+                rows.append({**head, "group_a": g, "note": _join(text, note)})
+                continue
+            years = (pairs["t_last"] - pairs["t_first"]) / per_year
+            new = st.change(pairs["first"], pairs["last"], years.to_numpy())
+            rows += [{**head, "group_a": g, **r, "note": note} for r in new]
+            analysis.figures.append(
+                Figure(
+                    m.name,
+                    f"{v}, {g}: baseline and last visit ({stratum})",
+                    "groups",
+                    {"values": {"baseline": pairs["first"].to_numpy(),
+                                "last visit": pairs["last"].to_numpy()}},
+                )
+            )  # fmt: skip
+    return rows
+
+
+def _first_and_last(data: pd.DataFrame, plan: Plan, v: str) -> pd.DataFrame:
+    """Per subject: the value at its first and at its last visit (by time), for
+    subjects whose last visit is later than the first."""
+    ordered = data.sort_values(plan.time)
+    by = ordered.groupby(plan.subject)
+    pairs = pd.DataFrame(
+        {
+            "first": by[v].first(),
+            "last": by[v].last(),
+            "t_first": by[plan.time].first(),
+            "t_last": by[plan.time].last(),
+        }
+    )
+    return pairs[pairs["t_last"] > pairs["t_first"]]
+
+
 _MEASURES = {
     "ancova": _groups_measure,
     "welch": _groups_measure,
@@ -483,6 +546,8 @@ _MEASURES = {
     "ols": _regression_measure,
     "logit": _regression_measure,
     "efns_pns_2010": _criteria_measure,
+    "mixed": _longitudinal_measure,
+    "change": _longitudinal_measure,
 }
 
 

@@ -14,6 +14,9 @@ closest names in the table). The format, with every key::
     harmonize = false               # true: ComBat fitted on the controls first
     n_boot = 1000                   # bootstrap resamples of AUC / shift intervals
     seed = 0
+    subject = "participant_id"      # repeated visits (mixed, change): the subject
+    time = "months_since_baseline"  # and the visit time column, with
+    per_year = 12                   # its units per year
 
     [derived]                       # new columns: pandas expressions of columns
     precentral_gm_mm3 = "fs_precentral_l_mm3 + fs_precentral_r_mm3"
@@ -38,6 +41,10 @@ logit (logit's outcome may be omitted with two ``groups``: membership of the
 second); ``within`` restricts any measure to classes; ``direction``
 (higher/lower/auto) and ``cutoffs`` (numbers or "reference_centile:P") for auc;
 ``standardize = true`` z-scores ols/logit variables (coefficients per SD).
+Over repeated visits, ``variables`` (+ optional ``groups``) for ``mixed`` (linear
+mixed model, random intercept and slope per subject, group x time) and ``change``
+(first vs last visit: paired t and Wilcoxon, annual rate, standardised response
+mean, participants per arm to detect a 25 % and 50 % slowing).
 """
 
 from __future__ import annotations
@@ -65,17 +72,21 @@ TESTS: dict[str, tuple[str, ...]] = {
     "ols": ("outcome", "predictors"),
     "logit": ("predictors",),
     "efns_pns_2010": (),
+    "mixed": ("variables",),
+    "change": ("variables",),
 }
+#: Tests over repeated visits: they read the plan's ``subject`` and ``time``.
+LONGITUDINAL = ("mixed", "change")
 TWO_GROUPS = ("welch", "mann_whitney", "auc", "fisher", "logit")
 BINARY_OUTCOME = ("fisher",)
-CONTINUOUS_OUTCOME = ("ancova", "welch", "mann_whitney", "kruskal")
+CONTINUOUS_OUTCOME = ("ancova", "welch", "mann_whitney", "kruskal", *LONGITUDINAL)
 MEASURE_KEYS = {
     "name", "test", "title", "variables", "groups", "covariates", "strata", "family",
     "x", "y", "method", "outcome", "predictors", "within", "direction", "cutoffs",
     "standardize",
 }  # fmt: skip
 PLAN_KEYS = {"name", "title", "source", "label", "controls", "harmonize", "n_boot"}
-PLAN_KEYS |= {"seed", "description"}
+PLAN_KEYS |= {"seed", "description", "subject", "time", "per_year"}
 #: Fewest subjects per group (and per stratum) a measure accepts.
 MIN_GROUP = 3
 _OPERATORS = {
@@ -150,6 +161,14 @@ class Plan:
     @property
     def label(self) -> str:
         return self.settings.get("label", "diagnosis")
+
+    @property
+    def subject(self) -> str:
+        return self.settings.get("subject", "participant_id")
+
+    @property
+    def time(self) -> str:
+        return self.settings.get("time", "months_since_baseline")
 
     def where(self, key: str, value=None, measure: Measure | None = None) -> str:
         """``file:line`` of ``key`` (holding ``value`` when given) in the plan,
@@ -243,6 +262,16 @@ class Plan:
                         f"stratum {name!r}: column {column!r} is not in the table"
                         f"{closest(column, table.columns)}.",
                         name,
+                    )
+        if any(m.test in LONGITUDINAL for m in self.measures):
+            for key, column in (("subject", self.subject), ("time", self.time)):
+                if column not in table.columns:
+                    raise self.fail(
+                        f"{key} column {column!r} is not in the table"
+                        f"{closest(column, table.columns)}; the tests "
+                        f"{', '.join(LONGITUDINAL)} need repeated visits: set "
+                        f"{key} = the column.",
+                        key if key in self.settings else "plan",
                     )
         for m in self.measures:
             need = TESTS[m.test]

@@ -224,3 +224,34 @@ standardize = true
     odds = r[(r["measure"] == "odds") & (r["term"] == "dti_cst_r_fa")].iloc[0]
     assert odds["estimate_name"] == "odds ratio per SD" and odds["n"] == 30
     assert odds["variable"] == "ALS (vs HC)" and odds["ci_low"] < odds["estimate"]
+
+
+def test_repeated_visits_mixed_model_and_change(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(40):
+        dx = "ALS" if i < 20 else "HC"
+        slope = rng.normal(-0.7 if dx == "ALS" else 0.0, 0.2)
+        for months in (0, 4, 8):
+            score = 42 + slope * months + rng.normal(0, 0.5)
+            rows.append({"participant_id": f"sub-{i}", "diagnosis": dx,
+                         "visit_month": months, "alsfrs_r": score})  # fmt: skip
+    visits = pd.DataFrame(rows)
+    body = (
+        '\n[[measure]]\nname = "slopes"\ntest = "mixed"\nvariables = ["alsfrs_r"]\n'
+        'groups = ["HC", "ALS"]\n\n[[measure]]\nname = "change"\ntest = "change"\n'
+        'variables = ["alsfrs_r"]\ngroups = ["ALS"]\n'
+    )
+    path = plan_file(tmp_path, body, '[plan]\nname = "v"\ntime = "visit_month"\n')
+    r = run_plan(read_plan(path), visits).results
+    slope = r[r["term"] == "slope in ALS"].iloc[0]
+    assert slope["estimate"] == pytest.approx(-0.7, abs=0.1)  # points per month
+    diff = r[r["term"] == "time x group ALS vs HC"].iloc[0]
+    assert diff["estimate"] < 0 and diff["p"] < 1e-6
+    rate = r[(r["measure"] == "change") & (r["term"] == "annual rate")].iloc[0]
+    assert rate["estimate"] == pytest.approx(-0.7 * 12, rel=0.15)  # per year
+    n25 = r[r["term"] == "participants per arm, 25% slowing"].iloc[0]["estimate"]
+    assert n25 >= 2
+    path = plan_file(tmp_path, body, '[plan]\nname = "v"\n')
+    with pytest.raises(PlanError, match="time column 'months_since_baseline' is not"):
+        run_plan(read_plan(path), visits)
