@@ -55,6 +55,13 @@ ENTRIES: tuple[Entry, ...] = (
     _e("male", "demographics", "0/1", "1 for male, 0 for female"),
     _e("site", "metadata", "", "acquisition site or scanner"),
     _e(
+        "months_since_baseline",
+        "metadata",
+        "months",
+        "time of the visit since the participant's first (sessions.tsv); not a "
+        "model input",
+    ),
+    _e(
         r"has_(\w+)",
         "availability",
         "0/1",

@@ -27,7 +27,12 @@ from features.errors import CohortFormatError, ImageMismatchError
 from features.freesurfer import freesurfer_features
 from features.lcmodel import mrs_features, read_mrs_table
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
-from features.tables import read_clinical, read_peripheral_mri, read_serum
+from features.tables import (
+    read_clinical,
+    read_peripheral_mri,
+    read_serum,
+    read_sessions,
+)
 
 META_COLUMNS = ("participant_id", "session", "diagnosis", "age", "sex", "site")
 _IMAGING_ERRORS = (CohortFormatError, ImageMismatchError, OSError, ValueError)
@@ -173,6 +178,8 @@ def extract_features(
         issues += found
     long, found = read_nerve_conduction(cohort_dir, participants, strict=strict)
     issues += found
+    months, found = read_sessions(cohort_dir, participants, strict=strict)
+    issues += found
     tables["ncs"] = summarise_nerve_conduction(long)
     if atlas is None:
         load_atlas()  # build the disk cache once; each worker then loads it once
@@ -190,6 +197,8 @@ def extract_features(
         issues += found
         rows.append(values)
     table = participants.join(pd.DataFrame(rows, index=participants.index))
+    if len(months):  # sessions.tsv: when each visit took place
+        table["months_since_baseline"] = months.reindex(table.index)
     table = _fill_mrs_from_table(table, tables.pop("mrs_table"))
     for name, frame in tables.items():
         table = table.join(_numeric(frame), how="left")
@@ -266,6 +275,7 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     quality-control columns and the patient-only history columns
     (:data:`PATIENT_ONLY`); the covariates :data:`COVARIATES` are inputs."""
     skip = (set(META_COLUMNS) - set(COVARIATES)) | set(PATIENT_ONLY)
+    skip.add("months_since_baseline")  # when the visit was, not what it found
     return [
         c
         for c in table.columns

@@ -43,6 +43,7 @@ __all__ = [
     "read_clinical",
     "read_peripheral_mri",
     "read_serum",
+    "read_sessions",
 ]
 
 
@@ -240,3 +241,64 @@ def read_peripheral_mri(
         records, index=index, columns=PERIPHERAL_MRI_COLUMNS
     )
     return out.astype("float64"), log.issues
+
+
+#: Days in an average month, for visit dates turned into months.
+DAYS_PER_MONTH = 365.25 / 12
+SESSION_RULES: dict[str, Rule] = {
+    "months_since_baseline": Rule("months since the baseline visit", 0, 600),
+}
+
+
+def read_sessions(
+    cohort_dir: Path, participants: pd.DataFrame, strict: bool = False
+) -> tuple[pd.Series, list[Issue]]:
+    """Read ``sessions.tsv``: when each visit took place.
+
+    Each row names a visit of ``participants.tsv`` (``participant_id``,
+    ``session``) and gives ``months_since_baseline``, or a ``visit_date``
+    (ISO ``YYYY-MM-DD``) from which the months since that participant's earliest
+    dated visit are computed (``DAYS_PER_MONTH`` days a month). A given
+    ``months_since_baseline`` wins over a date.
+
+    Returns
+    -------
+    months : pandas.Series
+        ``months_since_baseline`` indexed by (``participant_id``, ``session``);
+        empty without the file.
+    issues : list of Issue
+        Bad cells (a date that is not a date, months out of range) set to missing.
+    """
+    keyed, log = load_table(
+        cohort_dir,
+        "sessions.tsv",
+        participants,
+        strict,
+        ("months_since_baseline", "visit_date"),
+        required=("session",),
+    )
+    if keyed is None:
+        return pd.Series(index=participants.index[:0], dtype="float64"), []
+    keyed = drop_duplicate_rows(keyed, log)
+    months = numeric_column(
+        keyed, "months_since_baseline", SESSION_RULES["months_since_baseline"], log
+    )
+    if "visit_date" in keyed.columns:
+        raw = keyed["visit_date"]
+        dates = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
+        bad = dates.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+        for (pid, session), row, value in zip(
+            keyed.index[bad], keyed["row"][bad], raw[bad], strict=True
+        ):
+            log.flag(
+                row,
+                pid,
+                "visit_date",
+                value,
+                "not a date in the form YYYY-MM-DD",
+                session=session,
+            )
+        first = dates.groupby(level="participant_id").transform("min")
+        from_dates = (dates - first).dt.days / DAYS_PER_MONTH
+        months = months.fillna(from_dates.round(2))
+    return months.rename("months_since_baseline"), log.issues

@@ -508,3 +508,44 @@ def test_bad_cell_falls_back_to_the_titre_column(cohort):
     assert [i.column for i in issues] == ["anti_gm1_igm"]
     assert frame.loc[("sub-01", ""), "anti_gm1_igm"] == 1.0
     assert frame.loc[("sub-01", ""), "anti_gm1_igm_titre"] == 1600.0
+
+
+def test_sessions_give_the_months_since_baseline_from_months_or_dates(tmp_path):
+    from features.extract import extract_features, feature_columns
+    from features.tables import read_sessions
+
+    write_tsv(
+        tmp_path / "participants.tsv",
+        ["participant_id", "session", "diagnosis", "age", "sex", "site"],
+        [
+            ["sub-01", "ses-01", "ALS", "60", "M", "A"],
+            ["sub-01", "ses-02", "ALS", "60.5", "M", "A"],
+            ["sub-02", "ses-01", "HC", "50", "F", "A"],
+            ["sub-02", "ses-02", "HC", "51", "F", "A"],
+            ["sub-02", "ses-03", "HC", "52", "F", "A"],
+        ],
+    )
+    write_tsv(
+        tmp_path / "sessions.tsv",
+        ["participant_id", "session", "months_since_baseline", "visit_date"],
+        [
+            ["sub-01", "ses-01", "0", ""],
+            ["sub-01", "ses-02", "6.5", ""],
+            ["sub-02", "ses-01", "", "2024-01-15"],
+            ["sub-02", "ses-02", "", "2024-07-15"],
+            ["sub-02", "ses-03", "", "15/01/2025"],  # a lab's date format
+        ],
+    )
+    months, issues = read_sessions(tmp_path, read_participants(tmp_path))
+    assert months["sub-01", "ses-02"] == 6.5
+    assert months["sub-02", "ses-01"] == 0.0
+    assert months["sub-02", "ses-02"] == pytest.approx(182 / (365.25 / 12), abs=0.01)
+    assert math.isnan(months["sub-02", "ses-03"])
+    (issue,) = issues
+    assert "sessions.tsv, row 6 (sub-02, ses-03): visit_date = '15/01/2025'" in (
+        issue.message
+    )
+    assert "YYYY-MM-DD" in issue.message
+    table = extract_features(tmp_path, n_jobs=1).table
+    assert table["months_since_baseline"].tolist()[:2] == [0.0, 6.5]
+    assert "months_since_baseline" not in feature_columns(table)
