@@ -40,6 +40,11 @@ _OPTIONS = {
     "--n": ("n_subjects", int, "simulated cohort size"),
     "--seed": ("seed", int, "the seed of every random choice"),
     "--task": ("task", str, f"one of {', '.join(TASKS)}"),
+    "--visits": (
+        "visits",
+        str,
+        "repeated visits: baseline (default; each participant's first) or all",
+    ),
     "--outer-folds": ("outer_folds", int, "outer CV folds"),
     "--repeats": ("repeats", int, "outer CV repeats"),
     "--inner-folds": ("inner_folds", int, "inner CV folds"),

@@ -22,6 +22,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 SMALL_REPEATS = 5
 SMALL_PERMUTATIONS = 100
 TASKS = ("diagnosis", "als_vs_mimics", "contrast")
+VISITS = ("baseline", "all")
 #: Keys holding a path.
 PATH_KEYS = ("cohort", "features", "simulated_dir", "cache_dir")
 #: Keys whose TOML value is a table of CODE = VALUE pairs (not a group of keys).
@@ -106,6 +107,10 @@ class TrainConfig:
     classes, mimics, contrast : tuple of str
         Classes of the diagnosis task, those counted as mimics, and a pairwise
         contrast (e.g. ``("ALS", "MMN")``).
+    visits : {"baseline", "all"}
+        With repeated visits, train on each participant's baseline (its earliest
+        ``months_since_baseline``, else its first session label) or on every
+        visit (folds stay grouped by participant either way).
     feature_set : tuple of str
         The modalities the model sees: named sets ("all", "objective": imaging,
         spectroscopy and serum without the clinical examination and nerve
@@ -159,6 +164,7 @@ class TrainConfig:
     classes: tuple[str, ...] = CLASSES
     mimics: tuple[str, ...] = MIMICS
     contrast: tuple[str, ...] = ("ALS", "MMN")
+    visits: str = "baseline"
     feature_set: tuple[str, ...] = ("all",)
     models: tuple[str, ...] = ("logreg", "xgboost")
     outer_folds: int = 5
@@ -199,6 +205,8 @@ class TrainConfig:
             )
         if self.task not in TASKS:
             raise ValueError(f"task = {self.task!r}; choose one of {TASKS}.")
+        if self.visits not in VISITS:
+            raise ValueError(f"visits = {self.visits!r}; choose one of {VISITS}.")
         if self.task == "contrast" and (
             len(self.contrast) != 2 or not set(self.contrast) <= set(self.classes)
         ):

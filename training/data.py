@@ -191,6 +191,8 @@ def prepare(
             "no participant column: each row is one participant (name one with "
             "--group-column if participants have repeated visits)"
         )
+    if cfg.visits == "baseline":
+        table = _baseline_visits(table, notes)
     diagnosis = table["diagnosis"]
     keep = diagnosis.isin(_task_rows(cfg)).fillna(False).to_numpy(dtype=bool)
     dropped = len(table) - int(keep.sum())
@@ -234,6 +236,34 @@ def prepare(
         mapping.to_dict() if cfg.features is not None else None,
         source_columns,
     )
+
+
+def _baseline_visits(table: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Each participant's baseline visit: its earliest ``months_since_baseline``
+    (missing times last), ties and tables without times by session label."""
+    table = table.reset_index(drop=True)
+    ids = table["participant_id"].astype(str)
+    if not ids.duplicated().any():
+        return table
+    order = pd.DataFrame(
+        {
+            "pid": ids,
+            "t": table.get("months_since_baseline", pd.Series(np.nan, table.index)),
+            "s": table.get("session", pd.Series("", table.index)).astype(str),
+        }
+    )
+    first = order.sort_values(["pid", "t", "s"], na_position="last").drop_duplicates(
+        "pid"
+    )
+    kept = table.loc[sorted(first.index)].reset_index(drop=True)
+    by = "months_since_baseline" if "months_since_baseline" in table else "session"
+    repeated = ids[ids.duplicated()].nunique()
+    notes.append(
+        f"{len(table) - len(kept)} later visit(s) of {repeated} participant(s) left "
+        f"out: training uses each participant's baseline visit (earliest {by}); "
+        "--visits all uses every visit"
+    )
+    return kept
 
 
 def _classes(cfg: TrainConfig, y, rows, source: str, notes: list[str]) -> list[str]:

@@ -134,3 +134,19 @@ def test_a_feature_set_of_modalities_and_its_clear_errors():
     # a lab's own column names have no modality: the error says why
     with pytest.raises(ValueError, match="of the modalities of feature set"):
         load_training_data(TrainConfig(**LAB, feature_set=("serum",)))
+
+
+def test_repeated_visits_train_on_the_baseline_unless_asked(table):
+    later = table.assign(session="ses-02", months_since_baseline=6.0)
+    later["nfl_pg_ml"] = later["nfl_pg_ml"] * 2  # the later visit differs
+    first = table.assign(session="ses-01", months_since_baseline=0.0)
+    visits = pd.concat([later, first], ignore_index=True)  # later rows first
+    data = prepare(visits, TrainConfig(), "t", "x")
+    n = int(table["diagnosis"].notna().sum())
+    assert len(data.y) == n and (data.table["session"] == "ses-01").all()
+    assert any("later visit(s) of 60 participant(s) left out" in s for s in data.notes)
+    every = prepare(visits, TrainConfig(visits="all"), "t", "x")
+    assert len(every.y) == 2 * n
+    assert (pd.Series(every.groups).value_counts() == 2).all()  # grouped by person
+    with pytest.raises(ValueError, match="visits = 'first'; choose one of"):
+        TrainConfig(visits="first")
