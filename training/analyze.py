@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from models.estimators import FoldFallbackWarning
 from training import statistics as st
 from training.plans import (
     ALL,
@@ -136,14 +138,20 @@ def _harmonize(plan: Plan, table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     combat = ComBat(reference=controls)
     numeric = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     frame = table[[*numeric, "site"]]
-    harmonised = combat.fit(frame, y.to_numpy()).transform(frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FoldFallbackWarning)
+        harmonised = combat.fit(frame, y.to_numpy()).transform(frame)
     out = table.copy()
     for c in combat.features_:
         out[c] = harmonised[c].to_numpy()
+    fallbacks = [
+        str(w.message) for w in caught if issubclass(w.category, FoldFallbackWarning)
+    ]
     return out, (
         f"ComBat (fitted on the {int((y == controls).sum())} {controls} rows, "
         f"covariates {', '.join(combat.covariates_)}) harmonised "
         f"{len(combat.features_)} imaging columns across {len(combat.sites_)} sites"
+        + "".join(f"; {text}" for text in dict.fromkeys(fallbacks))
     )
 
 

@@ -327,3 +327,16 @@ def test_the_report_renders_in_headless_chromium(default_runs):
     assert problems == [] and all(u.startswith(("file:", "data:")) for u in requests)
     assert sections == len(read_plan(PLANS / "default.toml").measures)
     assert len(images) >= 15 and all(done and w > 50 for done, w in images)
+
+
+def test_a_combat_fallback_is_said_in_the_notes(tmp_path, table150):
+    site_a_hc = (table150["diagnosis"] == "HC") & (table150["site"] == "siteA")
+    few = pd.concat([table150[~site_a_hc], table150[site_a_hc].head(1)])
+    plan = tmp_path / "h.toml"
+    plan.write_text(
+        '[plan]\nname = "h"\nharmonize = true\n\n[[measure]]\nname = "fa"\n'
+        'test = "welch"\nvariables = ["fs_precentral_l_mm3"]\n'
+        'groups = ["HC", "ALS"]\n'
+    )
+    note = run_plan(read_plan(plan), few).notes[0]
+    assert "site(s) siteA" in note and "fewer than 3 'HC' rows" in note
