@@ -22,6 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--n", type=int, default=400, help="number of subjects (400)")
     sim.add_argument("--seed", type=int, default=0, help="random seed (0)")
     sim.add_argument(
+        "--sessions",
+        type=int,
+        default=1,
+        help="visits per subject, baseline included (1); > 1 simulates follow-up "
+        "with dropout",
+    )
+    sim.add_argument(
+        "--interval-months",
+        type=float,
+        default=6.0,
+        help="months between planned visits (6)",
+    )
+    sim.add_argument(
         "--overwrite", action="store_true", help="replace --out if it exists"
     )
     ext = sub.add_parser("extract", help="extract the features table of a cohort")
@@ -58,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             from features.simulate.cohort import SIMULATED_NOTICE, simulate_cohort
 
             out = simulate_cohort(
-                args.out, n=args.n, seed=args.seed, overwrite=args.overwrite
+                args.out,
+                n=args.n,
+                seed=args.seed,
+                overwrite=args.overwrite,
+                sessions=args.sessions,
+                interval_months=args.interval_months,
             )
             log.info(
                 "wrote %d simulated subjects to %s\n%s", args.n, out, SIMULATED_NOTICE

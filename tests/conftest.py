@@ -20,6 +20,15 @@ def small_cohort(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def longitudinal_cohort(tmp_path_factory) -> Path:
+    """A 30-subject simulated cohort followed for 3 visits 4 months apart."""
+    from features.simulate.cohort import simulate_cohort
+
+    folder = tmp_path_factory.mktemp("longitudinal") / "sim"
+    return simulate_cohort(folder, n=30, seed=8, sessions=3, interval_months=4.0)
+
+
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory, small_cohort):
     """Run ``python -m training`` end to end on the small cohort (SQLite stores)."""
     from training.config import TrainConfig

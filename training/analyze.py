@@ -504,6 +504,19 @@ def _longitudinal_measure(
                 data[covariates],
             )
             rows += [{**head, **r, "note": _join(r.get("note", ""), note)} for r in new]
+            slopes = st.subject_slopes(
+                data[v].to_numpy(float),
+                data[plan.time].to_numpy(float),
+                data[plan.subject].astype(str).to_numpy(),
+                float(plan.settings.get("per_year", 12)),
+            ).rename(columns={"subject": plan.subject})
+            groups = data.groupby(plan.subject)["_group"].first()
+            slopes.insert(1, "group", slopes[plan.subject].map(groups).to_numpy())
+            slopes.insert(0, "stratum", stratum)
+            slopes.insert(0, "variable", v)
+            analysis.subjects[m.name] = pd.concat(
+                [analysis.subjects.get(m.name), slopes], ignore_index=True
+            )
             continue
         per_year = float(plan.settings.get("per_year", 12))
         for g in names:

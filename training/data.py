@@ -193,6 +193,11 @@ def prepare(
         )
     if cfg.visits == "baseline":
         table = _baseline_visits(table, notes)
+    elif cohort_dir is not None and table["participant_id"].duplicated().any():
+        notes.append(
+            "no oracle: the simulation's Bayes-optimal posteriors are for baseline "
+            "visits, and --visits all trains on later visits too"
+        )
     diagnosis = table["diagnosis"]
     keep = diagnosis.isin(_task_rows(cfg)).fillna(False).to_numpy(dtype=bool)
     dropped = len(table) - int(keep.sum())
@@ -409,8 +414,8 @@ def oracle_posteriors(
     limit of a model given that feature set). Read only to print the oracle beside
     the model; never used for fitting.
     """
-    if cohort_dir is None:
-        return None
+    if cohort_dir is None or pd.Index(participant_ids).has_duplicates:
+        return None  # repeated visits: the posteriors are for baseline visits only
     folder = Path(cohort_dir) / "simulation"
     from features.simulate import oracle, spec
 

@@ -572,10 +572,16 @@ def mixed_model(
     group's slope is the time coefficient, the others add their interaction), and
     for each other group the slope difference from the first (the group x time
     interaction). A fit that did not converge keeps its estimates and says so.
+    The outcome is centred and scaled to unit SD for the optimiser (estimates and
+    intervals are reported in its own units); the optimisers are tried in turn
+    (L-BFGS, then BFGS, CG and Powell) until one converges. A variance component
+    estimated at zero ("on the boundary") is a converged fit, noted.
     """
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
+    y = np.asarray(y, float)
+    centre, scale = float(np.mean(y)), float(np.std(y)) or 1.0
     time = np.asarray(time, float)
     X = pd.DataFrame({"const": 1.0, "time": time})
     for g in names[1:]:
@@ -583,13 +589,19 @@ def mixed_model(
         X[f"time x {g}"] = time * (group == g)
     X = pd.concat([X, covariates.reset_index(drop=True).astype(float)], axis=1)
     Z = np.column_stack([np.ones(len(time)), time])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        fit = sm.MixedLM(np.asarray(y, float), X, groups=subject, exog_re=Z).fit(
-            reml=True
-        )
-    trouble = [str(w.message) for w in caught if w.category is ConvergenceWarning]
-    note = f"did not converge cleanly: {trouble[0]}" if trouble else ""
+    model = sm.MixedLM((y - centre) / scale, X, groups=subject, exog_re=Z)
+    for method in ("lbfgs", "bfgs", "cg", "powell"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            fit = model.fit(reml=True, method=method)
+        trouble = [str(w.message) for w in caught if w.category is ConvergenceWarning]
+        # "on the boundary": a variance component estimated at zero is a fit.
+        if fit.converged and all("boundary" in t for t in trouble):
+            break
+    if trouble and fit.converged and all("boundary" in t for t in trouble):
+        note = "a random-effect variance is estimated at zero (on the boundary)"
+    else:
+        note = f"did not converge cleanly: {trouble[0]}" if trouble else ""
     k = len(fit.fe_params)
     subjects = {g: len(set(subject[group == g])) for g in names}
     rows = []
@@ -598,14 +610,20 @@ def mixed_model(
         c[1] = 1.0
         if g != names[0]:
             c[list(X.columns).index(f"time x {g}")] = 1.0
-        rows.append(_contrast(fit, c, f"slope in {g}", "slope per time unit"))
+        rows.append(
+            _contrast(fit, c, f"slope in {g}", "slope per time unit", scale)
+        )
         rows[-1].update(group_a=g, n=int((group == g).sum()), n_a=subjects[g])
     for g in names[1:]:
         c = np.zeros(k)
         c[list(X.columns).index(f"time x {g}")] = 1.0
         rows.append(
             _contrast(
-                fit, c, f"time x group {g} vs {names[0]}", "slope difference (b - a)"
+                fit,
+                c,
+                f"time x group {g} vs {names[0]}",
+                "slope difference (b - a)",
+                scale,
             )
         )
         rows[-1].update(group_a=names[0], group_b=g, n=int(fit.nobs))
@@ -614,12 +632,49 @@ def mixed_model(
     return rows
 
 
-def _contrast(fit, c: np.ndarray, term: str, name: str) -> dict:
+def subject_slopes(
+    y: np.ndarray, time: np.ndarray, subject: np.ndarray, per_year: float = 12.0
+) -> pd.DataFrame:
+    """Each subject's own least-squares slope over its visits, per year.
+
+    Columns: ``subject``, ``visits``, ``years`` (first to last visit),
+    ``slope_per_year`` with its t interval (``ci_low``, ``ci_high``; from 3 visits:
+    two visits give the slope and no interval) and ``note``.
+
+    Examples
+    --------
+    >>> f = subject_slopes(np.array([1.0, 2, 3]), np.array([0.0, 12, 24]),
+    ...                    np.array(["a", "a", "a"]))
+    >>> float(f.loc[0, "slope_per_year"]), float(f.loc[0, "ci_low"])
+    (1.0, 1.0)
+    """
+    frame = pd.DataFrame({"y": y, "t": np.asarray(time, float) / per_year})
+    rows = []
+    for who, d in frame.groupby(np.asarray(subject), sort=True):
+        row = {"subject": who, "visits": len(d), "years": d["t"].max() - d["t"].min()}
+        if d["t"].nunique() < 2:
+            rows.append({**row, "note": "one visit time: no slope"})
+            continue
+        fit = stats.linregress(d["t"], d["y"])
+        row["slope_per_year"] = float(fit.slope)
+        if len(d) >= 3:
+            half = stats.t.ppf(0.5 + LEVEL / 2, len(d) - 2) * fit.stderr
+            row.update(ci_low=fit.slope - half, ci_high=fit.slope + half)
+        else:
+            row["note"] = "two visits: slope without an interval"
+        rows.append(row)
+    columns = ["subject", "visits", "years", "slope_per_year", "ci_low", "ci_high"]
+    return pd.DataFrame(rows).reindex(columns=[*columns, "note"])
+
+
+def _contrast(
+    fit, c: np.ndarray, term: str, name: str, scale: float = 1.0
+) -> dict:
     t = fit.t_test(c[None, :])  # over the fixed effects
-    lo, hi = np.asarray(t.conf_int(alpha=1 - LEVEL)).ravel()
+    lo, hi = np.asarray(t.conf_int(alpha=1 - LEVEL)).ravel() * scale
     return {
         "term": term,
-        "estimate": float(np.squeeze(t.effect)),
+        "estimate": float(np.squeeze(t.effect)) * scale,
         "estimate_name": name,
         "ci_low": float(lo),
         "ci_high": float(hi),

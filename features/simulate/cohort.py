@@ -24,8 +24,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from features.atlas import Atlas, load_atlas
+from features.cohort import subject_key
 from features.freesurfer import PULVINAR_NUCLEI, read_aparc_stats, read_aseg_stats
-from features.simulate import generative, oracle, spec, writers
+from features.simulate import generative, longitudinal, oracle, spec, writers
 
 SPACE = "space-MNI152NLin2009cAsym_res-2"
 _REFERENCE = Path(__file__).parent / "reference" / "bert"
@@ -39,13 +40,23 @@ SIMULATED_NOTICE = (
 def model_version() -> str:
     """Hash of the generative model's code; a cached cohort is reused only if equal."""
     digest = hashlib.sha256()
-    for name in ("spec.py", "generative.py", "oracle.py", "cohort.py", "writers.py"):
+    for name in (
+        "spec.py", "generative.py", "oracle.py", "cohort.py", "writers.py",
+        "longitudinal.py",
+    ):  # fmt: skip
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
 def simulate_cohort(
-    out: Path, n: int = 400, seed: int = 0, *, overwrite: bool = False, n_jobs: int = -1
+    out: Path,
+    n: int = 400,
+    seed: int = 0,
+    *,
+    overwrite: bool = False,
+    n_jobs: int = -1,
+    sessions: int = 1,
+    interval_months: float = 6.0,
 ) -> Path:
     """Write a simulated cohort of ``n`` subjects to ``out``.
 
@@ -59,6 +70,11 @@ def simulate_cohort(
         Replace an existing directory.
     n_jobs : int
         Processes used to write the per-subject files (joblib convention).
+    sessions, interval_months : int, float
+        Visits planned per subject (baseline included) and the months between
+        them. With ``sessions`` > 1 every subject is followed up as
+        `longitudinal.follow_up` describes, with dropout, and the cohort has
+        ``ses-<label>`` visits and ``sessions.tsv``.
 
     Returns
     -------
@@ -77,16 +93,22 @@ def simulate_cohort(
     obs = generative.sample(n, seed)
     obs.insert(0, "participant_id", [f"sub-{i + 1:04d}" for i in range(n)])
     post = oracle.posterior(obs)
+    visits, course = obs, None
+    if sessions > 1:
+        visits, course = longitudinal.follow_up(obs, sessions, interval_months, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Absolute: joblib may reuse worker processes started in another directory.
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent.absolute()))
     try:
-        _write_tables(obs, tmp)
+        _write_tables(visits, tmp)
         atlas = load_atlas()
         Parallel(n_jobs=n_jobs)(
-            delayed(_write_subject)(row, tmp, atlas, seed) for row in _rows(obs)
+            delayed(_write_subject)(row, tmp, atlas, seed) for row in _rows(visits)
         )
         _write_truth(obs, post, tmp, n, seed)
+        if course is not None:
+            _tsv(course, tmp / "simulation" / "trajectories.tsv")
+            _tsv(visits, tmp / "simulation" / "observed_visits.tsv")
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -108,15 +130,25 @@ def _posneg(x: pd.Series, yes: str = "positive", no: str = "negative") -> pd.Ser
     return x.map({1.0: yes, 0.0: no})
 
 
+def _keys(frame: pd.DataFrame) -> list[str]:
+    """The key columns of a table: participant_id, and session with visits."""
+    return ["participant_id"] + (["session"] if "session" in frame else [])
+
+
+def _visit_index(r: dict) -> int:
+    """0 for the baseline (or a cohort without sessions), k for the k-th follow-up."""
+    return int(r["session"][4:]) - 1 if "session" in r else 0
+
+
 def _write_tables(obs: pd.DataFrame, root: Path) -> None:
-    _tsv(
-        obs[["participant_id", "diagnosis", "age", "sex", "site"]],
-        root / "participants.tsv",
-    )
+    keys = _keys(obs)
+    _tsv(obs[[*keys, "diagnosis", "age", "sex", "site"]], root / "participants.tsv")
+    if "session" in obs:
+        _tsv(obs[[*keys, "months_since_baseline"]], root / "sessions.tsv")
     clin = obs[obs["avail_clinical"]]
     clinical = pd.DataFrame(
         {
-            "participant_id": clin["participant_id"],
+            **{k: clin[k] for k in keys},
             "alsfrs_r": clin["alsfrs_r"].astype("Int64"),
             "months_since_onset": clin["months_since_onset"],
             "onset_region": clin["onset_region"],
@@ -133,7 +165,7 @@ def _write_tables(obs: pd.DataFrame, root: Path) -> None:
     ser = obs[obs["avail_serum"]]
     serum = pd.DataFrame(
         {
-            "participant_id": ser["participant_id"],
+            **{k: ser[k] for k in keys},
             "nfl_pg_ml": ser["nfl_pg_ml"],
             "chi3l1_ng_ml": ser["chi3l1_ng_ml"],
         }
@@ -145,7 +177,7 @@ def _write_tables(obs: pd.DataFrame, root: Path) -> None:
     pm = obs[obs["avail_peripheral_mri"]]
     rows = [
         {
-            "participant_id": r["participant_id"],
+            **{k: r[k] for k in keys},
             "side": side,
             "plexus_t2_hyperintensity": int(r[f"pmri_nerve_{side}"]),
             "nerve_thickening": int(r[f"pmri_thickening_{side}"]),
@@ -159,7 +191,7 @@ def _write_tables(obs: pd.DataFrame, root: Path) -> None:
         pd.DataFrame(
             rows,
             columns=[
-                "participant_id",
+                *keys,
                 "side",
                 "plexus_t2_hyperintensity",
                 "nerve_thickening",
@@ -174,7 +206,9 @@ def _write_tables(obs: pd.DataFrame, root: Path) -> None:
 def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in _rows(ncs):
-        rng = np.random.default_rng([int(r["participant_id"][4:]), 7])
+        k = _visit_index(r)
+        rng = np.random.default_rng([int(r["participant_id"][4:]), 7, *[k] * (k > 0)])
+        ids = {c: r[c] for c in _keys(ncs)}
         for nerve, (distal, proximal, _, upper) in spec.MOTOR_NERVES.items():
             lat_m, lat_s = spec.DISTAL_LATENCY[nerve]
             for side in generative.SIDES:
@@ -183,12 +217,12 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
                 # Proximal duration increase (temporal dispersion): median 8 %,
                 # > 30 % in ~9 % of nerves, drawn independently of the class (UE),
                 # so the area falls less than the amplitude when it is dispersed.
-                spread = 0.08 * np.exp(rng.normal(0.0, 1.0))
+                spread = min(0.08 * np.exp(rng.normal(0.0, 1.0)), 1.0)  # <= +100 %
                 amp, prox = r[f"{key}_amp"], r[f"{key}_prox_amp"]
                 area_ratio = prox / amp * (1 + spread) * np.exp(rng.normal(0.0, 0.04))
                 rows.append(
                     {
-                        "participant_id": r["participant_id"],
+                        **ids,
                         "nerve": nerve,
                         "side": side,
                         "stimulation_site": distal,
@@ -201,7 +235,7 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
                 )
                 rows.append(
                     {
-                        "participant_id": r["participant_id"],
+                        **ids,
                         "nerve": nerve,
                         "side": side,
                         "stimulation_site": proximal,
@@ -215,7 +249,7 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
             for side in generative.SIDES:
                 rows.append(
                     {
-                        "participant_id": r["participant_id"],
+                        **ids,
                         "nerve": nerve,
                         "side": side,
                         "stimulation_site": site,
@@ -226,7 +260,7 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
                     }
                 )
     columns = [
-        "participant_id",
+        *_keys(ncs),
         "nerve",
         "side",
         "stimulation_site",
@@ -242,8 +276,10 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_subject(r: dict, root: Path, atlas: Atlas, seed: int) -> None:
-    pid = r["participant_id"]
-    rng = np.random.default_rng([seed, int(pid[4:])])
+    k = _visit_index(r)
+    pid = subject_key(r["participant_id"], r.get("session", ""))
+    rng = np.random.default_rng([seed, int(r["participant_id"][4:]), *[k] * (k > 0)])
+    r = {**r, "subject": pid}  # the file prefix: sub-X, or sub-X_ses-Y with visits
     if r["avail_freesurfer"]:
         _write_freesurfer(r, root / "derivatives" / "freesurfer" / pid / "stats", rng)
     if r["avail_mrs"]:
@@ -279,7 +315,7 @@ def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
     measures = {k: v * scale for k, v in aseg.measures.items() if k.endswith("Vol")}
     measures.update({"eTIV": r["etiv"], "TotalGrayVol": r["fs_total_gray_mm3"]})
     writers.write_aseg_stats(
-        stats / "aseg.stats", volumes, measures, r["participant_id"]
+        stats / "aseg.stats", volumes, measures, r["subject"]
     )
     for side, hemi in (("l", "lh"), ("r", "rh")):
         ref = _reference(f"{hemi}.aparc.stats")
@@ -298,7 +334,7 @@ def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
         regions.loc["precuneus", "GrayVol"] = r[f"fs_precuneus_{side}_mm3"]
         measures = {**ref.measures, "MeanThickness": thick, "eTIV": r["etiv"]}
         writers.write_aparc_stats(
-            stats / f"{hemi}.aparc.stats", hemi, regions, measures, r["participant_id"]
+            stats / f"{hemi}.aparc.stats", hemi, regions, measures, r["subject"]
         )
         _write_thalamic_nuclei(r, side, hemi, stats)
 
@@ -355,7 +391,7 @@ def _write_lcmodel(r: dict, path: Path, rng: np.random.Generator) -> None:
         frame,
         fwhm_ppm=round(rng.uniform(0.03, 0.07), 3),
         snr=float(round(rng.uniform(12, 35))),
-        title=f"{r['participant_id']} SMA PRESS TE=30 (SIMULATED)",
+        title=f"{r['subject']} SMA PRESS TE=30 (SIMULATED)",
     )
 
 
@@ -379,7 +415,7 @@ def _write_dti(r: dict, folder: Path, atlas: Atlas, rng: np.random.Generator) ->
         img = _paint(
             atlas, values[m], baseline=_baseline(atlas, m), noise=noise, rng=rng
         )
-        _save(img, folder / f"{r['participant_id']}_{SPACE}_{m}.nii.gz")
+        _save(img, folder / f"{r['subject']}_{SPACE}_{m}.nii.gz")
 
 
 def axial_radial(fa: float, md: float) -> tuple[float, float]:
