@@ -4,6 +4,9 @@
   .parquet), written atomically; rows that cannot be scored are kept with the reason.
 - ``explain (--cohort DIR | --features FILE) --out report.html``: self-contained
   HTML explanation report.
+- ``monitor (--cohort DIR | --features FILE) --out monitor.html|.csv``: each
+  participant's visits scored, key markers against the controls and the expected
+  course of ALS, rates per year with intervals, flags.
 - ``api [--host 127.0.0.1] [--port 8000]``: the predict API (FastAPI on uvicorn).
 """
 
@@ -22,6 +25,7 @@ from serve.config import (
     ApiConfig,
     ExplainConfig,
     ModelSource,
+    MonitorConfig,
     ScoreConfig,
 )
 
@@ -38,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = {
         "score": "write a predictions table (.csv or .parquet)",
         "explain": "write a self-contained HTML explanation report",
+        "monitor": "follow each participant over visits (.html, .csv or .parquet)",
         "api": "serve the predict API over HTTP",
     }
     for name, what in commands.items():
@@ -92,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
                 help="rows read, scored and written at a time",
             )
             p.add_argument("--no-progress", action="store_true")
+        elif name == "monitor":
+            p.add_argument(
+                "--max-subjects",
+                type=int,
+                default=200,
+                help="participants given their own section of the HTML (first N)",
+            )
         else:
             p.add_argument(
                 "--max-subjects",
@@ -155,6 +167,28 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             log.info("wrote the explanation report -> %s", out)
+            return 0
+        if args.command == "monitor":
+            from serve.monitor import run_monitor
+
+            out, result = run_monitor(
+                MonitorConfig(
+                    source,
+                    args.out,
+                    cohort=args.cohort,
+                    features=args.features,
+                    overwrite=args.overwrite,
+                    max_subjects=args.max_subjects,
+                )
+            )
+            v = result.visits
+            log.info(
+                "monitored %d participants over %d visits (%d flagged) -> %s",
+                v["participant_id"].nunique(),
+                len(v),
+                int((v["flags"] != "").sum()),
+                out,
+            )
             return 0
         from serve.api import run_api
 

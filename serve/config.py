@@ -78,6 +78,26 @@ class ExplainConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """``python -m serve monitor``: each participant's visits, scored and followed
+    (``out``: .html page, or a .csv/.tsv/.parquet table of subject-visits)."""
+
+    source: ModelSource
+    out: Path
+    cohort: Path | None = None
+    features: Path | None = None
+    overwrite: bool = False
+    max_subjects: int = 200
+
+    def __post_init__(self) -> None:
+        _one_input(self.cohort, self.features)
+        if self.max_subjects < 1:
+            raise ValueError(
+                f"--max-subjects {self.max_subjects}; it must be at least 1."
+            )
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     """``python -m serve api``: the predict API on ``host:port`` (loopback default).
 

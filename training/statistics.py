@@ -610,9 +610,7 @@ def mixed_model(
         c[1] = 1.0
         if g != names[0]:
             c[list(X.columns).index(f"time x {g}")] = 1.0
-        rows.append(
-            _contrast(fit, c, f"slope in {g}", "slope per time unit", scale)
-        )
+        rows.append(_contrast(fit, c, f"slope in {g}", "slope per time unit", scale))
         rows[-1].update(group_a=g, n=int((group == g).sum()), n_a=subjects[g])
     for g in names[1:]:
         c = np.zeros(k)
@@ -667,9 +665,7 @@ def subject_slopes(
     return pd.DataFrame(rows).reindex(columns=[*columns, "note"])
 
 
-def _contrast(
-    fit, c: np.ndarray, term: str, name: str, scale: float = 1.0
-) -> dict:
+def _contrast(fit, c: np.ndarray, term: str, name: str, scale: float = 1.0) -> dict:
     t = fit.t_test(c[None, :])  # over the fixed effects
     lo, hi = np.asarray(t.conf_int(alpha=1 - LEVEL)).ravel() * scale
     return {

@@ -16,7 +16,9 @@ from training.plans import read_plan
 def large():
     obs = generative.sample(1500, 4)
     obs.insert(0, "participant_id", [f"sub-{i + 1:04d}" for i in range(len(obs))])
-    visits, course = longitudinal.follow_up(obs, sessions=3, interval_months=4.0, seed=4)
+    visits, course = longitudinal.follow_up(
+        obs, sessions=3, interval_months=4.0, seed=4
+    )
     return obs, visits, course
 
 
