@@ -15,10 +15,15 @@ from features.extract import extract_features
 from features.simulate.cohort import simulate_cohort
 from training.__main__ import main
 from training.analyze import run_plan
-from training.plans import read_plan
+from training.plans import LONGITUDINAL, read_plan
 
 PLANS = Path(__file__).resolve().parents[2] / "experiments" / "analyses"
-SHIPPED = sorted(PLANS.glob("*.toml"))
+PLANS_ALL = sorted(PLANS.glob("*.toml"))
+#: Plans over repeated visits run on the longitudinal cohort; the others on one visit.
+REPEATED = [
+    p for p in PLANS_ALL if all(m.test in LONGITUDINAL for m in read_plan(p).measures)
+]
+SHIPPED = [p for p in PLANS_ALL if p not in REPEATED]
 TABLES = Path(__file__).resolve().parents[1] / "data" / "tables"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -60,6 +65,33 @@ def large(tmp_path_factory):
     """A large simulated cohort: each plan's results, by plan name."""
     table = table_of(1500, 1, tmp_path_factory)
     return {p.stem: run_plan(read_plan(p), table).results for p in SHIPPED}
+
+
+@pytest.mark.parametrize("plan", REPEATED, ids=lambda p: p.stem)
+def test_each_longitudinal_plan_runs_on_a_cohort_with_visits(
+    plan, longitudinal_cohort, tmp_path
+):
+    out = tmp_path / plan.stem
+    argv = ["analyze", "--plan", str(plan), "--cohort", str(longitudinal_cohort),
+            "--out", str(out), "--jobs", "1"]  # fmt: skip
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    for m in read_plan(plan).measures:
+        assert results.loc[results["measure"] == m.name, "estimate"].notna().any()
+    if any(m.test == "mixed" for m in read_plan(plan).measures):
+        slopes = next(out.glob("*_subjects.csv"))
+        assert {"slope_per_year", "ci_low", "ci_high"} <= set(pd.read_csv(slopes))
+    als = results[(results["variable"] == "alsfrs_r") & (results["group_a"] == "ALS")]
+    assert (als["term"] == "annual rate").any()
+    assert als.loc[als["term"] == "annual rate", "estimate"].iloc[0] < 0
+
+
+def test_a_longitudinal_plan_on_one_visit_says_what_is_missing(workdir, caplog):
+    plan = PLANS / "kakenhi_longitudinal.toml"
+    argv = ["analyze", "--plan", str(plan), "--out", str(workdir / "lo"), "--jobs", "1"]
+    assert main(argv) == 2
+    assert "months_since_baseline" in caplog.text
+    assert not (workdir / "lo" / "results.csv").exists()
 
 
 @pytest.mark.slow
