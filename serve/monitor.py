@@ -10,7 +10,7 @@ Flags, each with its reason in ``flags``:
 
 - ``fast_progression``: ALSFRS-R falling faster than 1.26 points/month, the mean
   minus one SD of the PRO-ACT-derived slopes (-0.69 +- 0.57; Efron & Hastie 2016,
-  literature.md §11): about the fastest sixth of trial patients.
+  refs#long): about the fastest sixth of trial patients.
 - ``inconsistent_visit``: a visit whose predicted class differs from the class
   predicted at most of the participant's other visits, or whose marker value lies
   more than 4 robust SDs from the line through the participant's other visits (the

@@ -7,7 +7,7 @@ values, adds re-measurement noise, and may be missed for good (dropout that rise
 as ALSFRS-R falls). Baseline rows are the baseline draw unchanged, so the oracle
 posterior of ``truth.tsv`` stays exact for them; later visits have no oracle.
 
-Rates and where they come from (literature.md §11; UE = uncited estimate):
+Rates and where they come from (refs#long; UE = uncited estimate):
 
 - ALSFRS-R in ALS: -0.69 +- 0.57 points/month, clipped to [-3.1, +1.2]
   (Efron & Hastie 2016 §17.2, PRO-ACT-derived, n = 1822). Faster progressors are
@@ -29,7 +29,7 @@ Rates and where they come from (literature.md §11; UE = uncited estimate):
   within-class SD on the modelled scale (UE).
 - Visit times: k x interval + N(0, 0.5) months (UE). Dropout per follow-up visit:
   3 % in mimics and controls; in ALS logistic in the current ALSFRS-R,
-  7.6 % at 38 points, 22 % at 28 (UE; "rises with severity", literature.md §11).
+  7.6 % at 38 points, 22 % at 28 (UE; "rises with severity", refs#long).
 """
 
 from __future__ import annotations
