@@ -20,6 +20,13 @@ with the same joblib process pool over subjects:
 
 Each stage runs ``--repeats`` times (interleaved, so drifts in machine load hit all
 three alike); the best time counts. Goal: (b)/(a) throughput >= 0.8.
+
+Resting-state BOLD (``--bold N``, default 8): N simulated fMRIPrep 4D BOLD files
+(4 mm MNI grid, 180 volumes, int16 ``.nii.gz``, with confounds) are timed the same
+way: (d) load only (``nib.load`` + float32 array), (e) ``features.fmri.fmri_features``
+(find the files, resample the SMN atlas to the grid, nilearn ``NiftiLabelsMasker``
+with detrending, motion regression and censoring, connectivity and fALFF). Goal:
+(e)/(d) throughput >= 0.8.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from joblib import Parallel, delayed
 from features.atlas import Atlas, load_atlas
 from features.cohort import CohortPaths, read_participants, subject_key
 from features.maps import DTI_MAPS, DTI_REGIONS, dti_features, qsm_features
+from features.simulate import fmri as sim_fmri
 from features.simulate.cohort import simulate_cohort
 
 Subject = tuple[dict[str, Path], Path | None]  # existing DTI maps, QSM map or None
@@ -99,6 +107,54 @@ def _nilearn(subject: Subject, labels_img: nib.Nifti1Image) -> list[np.ndarray]:
     ]
 
 
+def _bold_cohort(root: Path, n: int) -> list[str]:
+    """``n`` fMRIPrep-style BOLD runs with confounds under ``root``; their subjects."""
+    from nilearn.image import resample_to_img
+
+    from features.fmri import fmri_features
+    from features.smn_atlas import smn_atlas
+
+    grid = np.diag([4.0, 4.0, 4.0, 1.0])
+    grid[:3, 3] = [-96, -132, -78]
+    labels = resample_to_img(
+        smn_atlas().labels_img,
+        nib.Nifti1Image(np.zeros((49, 58, 49), np.int8), grid),
+        interpolation="nearest",
+        force_resample=True,
+        copy_header=True,
+    )
+    pids = [f"sub-{i + 1:02d}" for i in range(n)]
+    for i, pid in enumerate(pids):
+        folder = root / "derivatives" / "fmriprep" / pid / "func"
+        path = folder / f"{pid}_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold"
+        if Path(f"{path}.nii.gz").exists():
+            continue
+        rng = np.random.default_rng(i)
+        signals = sim_fmri.region_signals(1.5, rng)
+        sim_fmri.write_bold(Path(f"{path}.nii.gz"), signals, labels, rng)
+        Path(f"{path}.json").write_text('{"RepetitionTime": 2.0}')
+        sim_fmri.motion(rng).to_csv(
+            folder / f"{pid}_task-rest_desc-confounds_timeseries.tsv",
+            sep="\t",
+            index=False,
+        )
+        fmri_features(root, pid, "")  # fails here, not in the timing, if broken
+    return pids
+
+
+def _bold_load(root: Path, pid: str) -> int:
+    folder = root / "derivatives" / "fmriprep" / pid / "func"
+    for path in folder.glob("*_bold.nii.gz"):
+        np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    return 1
+
+
+def _bold_extract(root: Path, pid: str) -> dict[str, float]:
+    from features.fmri import fmri_features
+
+    return fmri_features(root, pid, "")[0]
+
+
 def _cpu_model() -> str:
     """The CPU model name from /proc/cpuinfo, or the platform's processor string."""
     cpuinfo = Path("/proc/cpuinfo")
@@ -128,6 +184,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--n-jobs", type=int, default=-1, help="joblib convention")
+    p.add_argument("--bold", type=int, default=8, help="4D BOLD runs to time")
     a = p.parse_args()
 
     name = f"extract-cohort-n{a.n}" + (f"-seed{a.seed}" if a.seed else "")
@@ -176,6 +233,24 @@ def main() -> None:
             ),
         }
         best = _best_times(stages, a.repeats)
+        bold_root = Path("outputs") / "bench" / "bold-4mm"
+        pids = _bold_cohort(bold_root, a.bold) if a.bold else []
+        pool(delayed(_bold_extract)(bold_root, p) for p in pids)  # warm the atlas
+        bold = (
+            _best_times(
+                {
+                    "(d) BOLD load only (nibabel)": lambda: pool(
+                        delayed(_bold_load)(bold_root, p) for p in pids
+                    ),
+                    "(e) BOLD fmri_features": lambda: pool(
+                        delayed(_bold_extract)(bold_root, p) for p in pids
+                    ),
+                },
+                a.repeats,
+            )
+            if pids
+            else {}
+        )
 
     print(f"\n{'stage':<34} {'best s':>7} {'images/s':>9} {'subjects/s':>11}")
     for name, seconds in best.items():
@@ -191,6 +266,12 @@ def main() -> None:
         "our read alone)\n"
         f"(b)/(c)   throughput: {nilearn_s / ours_s:.2f} (ours vs nilearn masker)"
     )
+    if bold:
+        print(f"\n{len(pids)} BOLD runs (4 mm MNI grid, 180 volumes, int16 .nii.gz)")
+        for name, seconds in bold.items():
+            print(f"{name:<34} {seconds:>7.2f} {len(pids) / seconds:>9.2f} runs/s")
+        load_b, ours_b = bold.values()
+        print(f"(e)/(d)   throughput: {load_b / ours_b:.2f} (goal >= 0.8)")
 
 
 if __name__ == "__main__":

@@ -216,6 +216,30 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     _e("mrs_fwhm_ppm", "mrs", "ppm", "spectral line width (LCModel FWHM)"),
     _e("mrs_snr", "mrs", "ratio", "LCModel signal-to-noise ratio"),
+    # resting-state fMRI (features/fmri.py)
+    _e(
+        r"fmri_(smn_within|sma_m1|m1_interhemispheric)_z",
+        "fmri",
+        "Fisher z",
+        "mean Fisher z of resting-state correlations: within the sensorimotor "
+        "network (M1, SMA, S1 both sides), SMA-M1, or left-right M1",
+        "fmri_<smn_within|sma_m1|m1_interhemispheric>_z",
+    ),
+    _e(
+        r"fmri_falff_(sma|m1)",
+        "fmri",
+        "fraction",
+        "fractional ALFF (0.01-0.08 Hz amplitude over 0-Nyquist), both sides' mean",
+        "fmri_falff_<sma|m1>",
+    ),
+    _e("qc_fmri_volumes", "quality control", "count", "rs-fMRI volumes kept"),
+    _e("qc_fmri_mean_fd", "quality control", "mm", "mean framewise displacement"),
+    _e(
+        "qc_fmri_censored_fraction",
+        "quality control",
+        "fraction",
+        "fraction of rs-fMRI volumes censored for motion",
+    ),
     # nerve conduction
     _e(
         f"ncs_{_NERVE}_cmap_mv",
@@ -301,6 +325,7 @@ MODALITIES = (
     "qsm",
     "vbm",
     "mrs",
+    "fmri",
 )
 PLACEHOLDERS = {
     "<modality>": ", ".join(MODALITIES),
@@ -334,8 +359,17 @@ UNDOCUMENTED = "undocumented"
 #: criteria.
 FEATURE_SETS = {
     "all": MODALITIES,
-    "objective": ("serum", "peripheral_mri", "freesurfer", "dti", "qsm", "vbm", "mrs"),
-    "imaging": ("peripheral_mri", "freesurfer", "dti", "qsm", "vbm", "mrs"),
+    "objective": (
+        "serum",
+        "peripheral_mri",
+        "freesurfer",
+        "dti",
+        "qsm",
+        "vbm",
+        "mrs",
+        "fmri",
+    ),
+    "imaging": ("peripheral_mri", "freesurfer", "dti", "qsm", "vbm", "mrs", "fmri"),
 }
 
 

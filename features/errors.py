@@ -26,3 +26,8 @@ def internal_error(log, exc: BaseException, debug: bool) -> int:
             exc,
         )
     return 3
+
+
+class FmriInputError(ValueError):
+    """A resting-state fMRI input cannot give the SMN features (bad grid, a 3D
+    image, too few volumes, no repetition time, unknown atlas columns...)."""

@@ -22,8 +22,15 @@ from tqdm.auto import tqdm
 
 from features import maps
 from features.atlas import Atlas, load_atlas
-from features.cohort import KEY, CohortPaths, Issue, read_participants, subject_key
+from features.cohort import (
+    KEY,
+    CohortPaths,
+    Issue,
+    read_participants,
+    subject_key,
+)
 from features.errors import CohortFormatError, ImageMismatchError
+from features.fmri import fmri_features, read_region_mapping
 from features.freesurfer import freesurfer_features
 from features.lcmodel import mrs_features, read_mrs_table
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
@@ -74,6 +81,7 @@ def _subject_imaging(
     atlas = atlas if atlas is not None else load_atlas()  # memoised per process
     paths = CohortPaths(cohort_dir, subject_key(pid, session))
     dti = {m: paths.dti_map(m) for m in maps.DTI_MAPS}
+    fmri_source: list[Path] = []
     readers = {
         "freesurfer": (
             lambda: freesurfer_features(paths.freesurfer_stats_dir),
@@ -89,6 +97,7 @@ def _subject_imaging(
             paths.gm_map,
         ),
         "mrs": (lambda: mrs_features(paths.lcmodel_table), paths.lcmodel_table),
+        "fmri": (lambda: _fmri(cohort_dir, pid, session, fmri_source), fmri_source),
     }
     out: dict[str, object] = {}
     issues: list[Issue] = []
@@ -120,8 +129,19 @@ def _subject_imaging(
         out.update(values)
         out[f"has_{modality}"] = float(bool(values))
         if values:
+            source = source[0] if isinstance(source, list) else source
             out[f"source_{modality}"] = str(Path(source).relative_to(cohort_dir))
     return out, issues
+
+
+def _fmri(cohort_dir: Path, pid: str, session: str, source: list[Path]) -> dict:
+    """rs-fMRI features; the file they came from is appended to ``source``."""
+    values, path = fmri_features(
+        cohort_dir, pid, session, read_region_mapping(cohort_dir)
+    )
+    if path is not None:
+        source.append(path)
+    return values
 
 
 def extract_features(

@@ -26,6 +26,7 @@ from joblib import Parallel, delayed
 from features.atlas import Atlas, load_atlas
 from features.cohort import subject_key
 from features.freesurfer import PULVINAR_NUCLEI, read_aparc_stats, read_aseg_stats
+from features.simulate import fmri as sim_fmri
 from features.simulate import generative, longitudinal, oracle, spec, writers
 
 SPACE = "space-MNI152NLin2009cAsym_res-2"
@@ -282,6 +283,8 @@ def _write_subject(r: dict, root: Path, atlas: Atlas, seed: int) -> None:
     r = {**r, "subject": pid}  # the file prefix: sub-X, or sub-X_ses-Y with visits
     if r["avail_freesurfer"]:
         _write_freesurfer(r, root / "derivatives" / "freesurfer" / pid / "stats", rng)
+    if sim_fmri.has_fmri(r):
+        sim_fmri.write_xcpd(r, root, seed, k)
     if r["avail_mrs"]:
         path = root / "derivatives" / "lcmodel" / pid / f"{pid}_voi-SMA_lcmodel.table"
         _write_lcmodel(r, path, rng)
@@ -314,9 +317,7 @@ def _write_freesurfer(r: dict, stats: Path, rng: np.random.Generator) -> None:
             volumes[f"{hemi}-{s.capitalize()}"] = r[f"fs_{s}_{side}_mm3"]
     measures = {k: v * scale for k, v in aseg.measures.items() if k.endswith("Vol")}
     measures.update({"eTIV": r["etiv"], "TotalGrayVol": r["fs_total_gray_mm3"]})
-    writers.write_aseg_stats(
-        stats / "aseg.stats", volumes, measures, r["subject"]
-    )
+    writers.write_aseg_stats(stats / "aseg.stats", volumes, measures, r["subject"])
     for side, hemi in (("l", "lh"), ("r", "rh")):
         ref = _reference(f"{hemi}.aparc.stats")
         regions = ref.regions.copy()

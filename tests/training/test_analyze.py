@@ -180,6 +180,11 @@ def test_kakenhi_markers_are_in_their_published_bands(large):
     sens = sens[sens["term"].str.startswith("sensitivity at reference 10th")].iloc[0]
     assert 0.30 <= sens["estimate"] <= 0.55  # 0.42 at specificity 0.90 (Sako 2023)
     assert pick(r, "naa_vs_age")["estimate"] < 0
+    # more M1 atrophy, more SMN coupling and SMA activity (KAKENHI report, refs#fmri)
+    for y in ("fmri_sma_m1_z", "fmri_smn_within_z", "fmri_falff_sma"):
+        v = f"fs_m1_precuneus_ratio ~ {y}"
+        smn = pick(r, "smn_vs_m1_precuneus_ratio", variable=v)
+        assert smn["estimate"] < 0 and smn["p"] < 0.01, (y, smn["estimate"])
 
 
 @pytest.mark.slow
