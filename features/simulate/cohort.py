@@ -43,7 +43,7 @@ def model_version() -> str:
     digest = hashlib.sha256()
     for name in (
         "spec.py", "generative.py", "oracle.py", "cohort.py", "writers.py",
-        "longitudinal.py",
+        "longitudinal.py", "fmri.py",
     ):  # fmt: skip
         digest.update((Path(__file__).parent / name).read_bytes())
     return digest.hexdigest()[:12]
