@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -126,7 +127,11 @@ def find_fmri(
     xcpd = _func_dir(cohort_dir, "xcp_d", pid, session)
     if xcpd.is_dir():
         series = sorted(xcpd.glob(f"{pid}*task-rest*_timeseries.tsv"))
-        relmats = sorted(xcpd.glob(f"{pid}*task-rest*_relmat.tsv"))
+        relmats = sorted(  # desc-<N>volumes: matrices of truncated series
+            p
+            for p in xcpd.glob(f"{pid}*task-rest*_relmat.tsv")
+            if not p.name.endswith("volumes_relmat.tsv")
+        )
         for atlas in known:
             same = [
                 p
@@ -209,11 +214,11 @@ def _regions_of(columns: list[str], atlas: str, mapping: pd.DataFrame | None):
                 if cols:
                     out[f"{region}_{side.lower()}"] = cols
         return out
-    rows = mapping[mapping["atlas"] == atlas] if mapping is not None else []
     out = {}
-    for _, row in rows.iterrows() if len(rows) else []:
-        if row["column"] in columns:
-            out.setdefault(row["region"], []).append(row["column"])
+    if mapping is not None:
+        for row in mapping[mapping["atlas"] == atlas].itertuples():
+            if row.column in columns:
+                out.setdefault(row.region, []).append(row.column)
     return out
 
 
@@ -337,6 +342,7 @@ def _qc(kept: int, fd: np.ndarray | None, total: int | None) -> dict[str, float]
 
 def _bold_timeseries(path: Path):
     import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
     from nilearn.image import resample_to_img
 
     from features.smn_atlas import smn_atlas
@@ -349,7 +355,7 @@ def _bold_timeseries(path: Path):
         )
     try:
         img = nib.load(path)
-    except Exception as err:  # nibabel raises many types on a corrupt file
+    except (OSError, EOFError, ValueError, ImageFileError, zlib.error) as err:
         raise FmriInputError(f"{path}: not a readable NIfTI ({err}).") from err
     if img.ndim != 4:
         raise FmriInputError(
@@ -416,6 +422,14 @@ def _bold_timeseries(path: Path):
             f"; at least {MIN_VOLUMES} are needed for stable correlations. Exclude "
             "this visit or acquire a longer run."
         )
+    try:  # read once, as float32, here where a truncated file can be named
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except (OSError, EOFError, ValueError, zlib.error) as err:
+        raise FmriInputError(
+            f"{path}: image data truncated or corrupt ({err}). Copy the file again "
+            "from the fMRIPrep output."
+        ) from err
+    img = nib.Nifti1Image(data, img.affine, img.header)
     signals = reduce_bold(img, labels, float(tr), confounds, kept)
     return signals, kept * float(tr), _qc(len(kept), fd, n_vols), notes
 

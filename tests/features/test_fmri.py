@@ -380,3 +380,14 @@ def test_reduce_bold_equals_nilearns_labels_masker(tmp_path, labels8):
     ids = [v for k, v in masker.region_ids_.items() if k != "background"]
     assert list(ours.columns) == [names[int(v)] for v in ids]
     np.testing.assert_allclose(ours.to_numpy(), theirs, rtol=1e-5, atol=1e-4)
+
+
+def test_a_truncated_bold_file_is_refused(tmp_path, labels8):
+    path = _bold(tmp_path, labels8, _signals())
+    whole = path.read_bytes()
+    path.write_bytes(whole[:300])
+    with pytest.raises(FmriInputError, match="not a readable NIfTI"):
+        fmri_features(tmp_path, PID, "")
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(FmriInputError, match="image data truncated or corrupt"):
+        fmri_features(tmp_path, PID, "")
