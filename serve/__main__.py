@@ -7,7 +7,8 @@
 - ``monitor (--cohort DIR | --features FILE) --out monitor.html|.csv``: each
   participant's visits scored, key markers against the controls and the expected
   course of ALS, rates per year with intervals, flags.
-- ``api [--host 127.0.0.1] [--port 8000]``: the predict API (FastAPI on uvicorn).
+- ``api [--host 127.0.0.1] [--port 8000] [--token-file F | --insecure]``: the
+  predict API (FastAPI on uvicorn); a non-loopback host needs a bearer token.
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
         if name == "api":
             p.add_argument("--host", default="127.0.0.1", help="default loopback")
             p.add_argument("--port", type=int, default=8000)
+            p.add_argument(
+                "--token-file",
+                type=Path,
+                default=None,
+                help="file holding a bearer token that every request but /health "
+                "must send; required to bind a non-loopback --host",
+            )
+            p.add_argument(
+                "--insecure",
+                action="store_true",
+                help="allow a non-loopback --host without --token-file",
+            )
             p.add_argument(
                 "--max-body-bytes",
                 type=int,
@@ -200,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                 max_body_bytes=args.max_body_bytes,
                 max_records=args.max_records,
                 max_explain=args.max_explain,
+                token_file=args.token_file,
+                insecure=args.insecure,
             )
         )
         return 0

@@ -18,6 +18,7 @@ timings and status codes only, never a submitted value or identifier.
 from __future__ import annotations
 
 import difflib
+import hmac
 import inspect
 import json
 import logging
@@ -241,7 +242,7 @@ def explain_records(
     return out
 
 
-def create_app(bundle: Bundle, cfg: ApiConfig) -> FastAPI:
+def create_app(bundle: Bundle, cfg: ApiConfig, token: str | None = None) -> FastAPI:
     """The predict API of ``bundle`` as a FastAPI application.
 
     Parameters
@@ -251,6 +252,9 @@ def create_app(bundle: Bundle, cfg: ApiConfig) -> FastAPI:
     cfg : ApiConfig
         Limits: ``max_body_bytes`` per request (413 beyond), ``max_records`` per
         prediction request and ``max_explain`` per explanation request.
+    token : str, optional
+        When given, every route but ``/health`` needs ``Authorization: Bearer
+        <token>`` (401 otherwise; :func:`read_token`).
 
     Returns
     -------
@@ -320,7 +324,9 @@ def create_app(bundle: Bundle, cfg: ApiConfig) -> FastAPI:
         return _guarded("explain", len(body.records), answer)
 
     app.add_middleware(BodySizeLimit, max_body_bytes=cfg.max_body_bytes)
-    app.add_middleware(AccessLog)  # outermost: also logs the 413s
+    if token is not None:
+        app.add_middleware(BearerToken, token=token)  # before reading any body
+    app.add_middleware(AccessLog)  # outermost: also logs the 401s and 413s
     return app
 
 
@@ -425,6 +431,61 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
+def read_token(path: Path) -> str:
+    """The bearer token in ``path`` (surrounding whitespace stripped).
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read or holds fewer than 16 characters.
+    """
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"--token-file {path}: cannot read it ({err}). Write the secret into a "
+            "UTF-8 text file readable by this user."
+        ) from err
+    if len(token) < 16:
+        raise ValueError(
+            f"--token-file {path}: holds {len(token)} characters; use a secret of at "
+            "least 16, e.g. `python -c 'import secrets; print(secrets.token_urlsafe"
+            "(32))' > token.txt`."
+        )
+    return token
+
+
+class BearerToken:
+    """ASGI middleware: 401 unless ``Authorization: Bearer <token>`` matches
+    (constant-time comparison); ``/health`` stays open for load balancers."""
+
+    def __init__(self, app, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/health":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(b"authorization", b"")
+        if hmac.compare_digest(given, self.expected):
+            await self.app(scope, receive, send)
+            return
+        payload = json.dumps(
+            {
+                "detail": "missing or wrong bearer token: send the header "
+                "'Authorization: Bearer <token>' with the token of --token-file."
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"www-authenticate", b"Bearer"),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
 class AccessLog:
     """ASGI middleware logging method, route, status and time; no query or body."""
 
@@ -460,10 +521,11 @@ def run_api(cfg: ApiConfig) -> None:
     """
     import uvicorn
 
+    token = read_token(cfg.token_file) if cfg.token_file is not None else None
     bundle = load_bundle(
         cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
     )
-    app = create_app(bundle, cfg)
+    app = create_app(bundle, cfg, token)
     warnings.showwarning = _show_warning_without_message
     log.info(
         "serving %s (%d feature columns, classes %s)",

@@ -7,8 +7,26 @@ environment.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (127.0.0.0/8, ::1, localhost).
+
+    Examples
+    --------
+    >>> [is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "0.0.0.0")]
+    [True, True, True, False]
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 DEFAULT_MODEL = "models:/als-mimics-dx@champion"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -112,8 +130,17 @@ class ApiConfig:
     max_body_bytes: int = 5_000_000
     max_records: int = 10_000
     max_explain: int = 100
+    token_file: Path | None = None
+    insecure: bool = False
 
     def __post_init__(self) -> None:
+        if not is_loopback(self.host) and self.token_file is None and not self.insecure:
+            raise ValueError(
+                f"--host {self.host} is not a loopback address: anyone who can reach "
+                "it could query the model. Give --token-file FILE (a secret of at "
+                "least 16 characters; clients send 'Authorization: Bearer <secret>') "
+                "or, on a network you trust, --insecure."
+            )
         if not 0 <= self.port < 65536:
             raise ValueError(f"--port {self.port}; it must lie in 0-65535.")
         if min(self.max_body_bytes, self.max_records, self.max_explain) < 1:

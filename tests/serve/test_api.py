@@ -556,3 +556,83 @@ def test_a_row_of_the_features_table_is_accepted_whole(server, table, bundle):
     direct = predict(bundle, rows)
     columns = [f"p_{c}" for c in bundle.classes]
     np.testing.assert_allclose(api[columns], direct[columns], rtol=1e-9)
+
+
+# --- beyond loopback: a bearer token -------------------------------------------
+
+
+def test_a_non_loopback_host_needs_a_token_file_or_insecure(tmp_path):
+    with pytest.raises(ValueError, match=r"--host 0.0.0.0 is not a loopback.*--token"):
+        ApiConfig(ModelSource("m"), host="0.0.0.0")
+    assert ApiConfig(ModelSource("m"), host="0.0.0.0", insecure=True).insecure
+    token = tmp_path / "token.txt"
+    assert ApiConfig(ModelSource("m"), host="10.1.2.3", token_file=token).token_file
+    assert ApiConfig(ModelSource("m"), host="::1").host == "::1"
+
+
+def test_the_command_refuses_a_public_host_without_a_token(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "serve", "api", "--model", "models:/x@y"]
+        + ["--host", "0.0.0.0", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "not a loopback address" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [("short", "holds 5 characters"), (None, "cannot read")]
+)
+def test_a_bad_token_file_is_refused(tmp_path, content, message):
+    from serve.api import read_token
+
+    path = tmp_path / "token.txt"
+    if content is not None:
+        path.write_text(content + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_token(path)
+
+
+def test_the_token_guards_every_route_but_health(tmp_path):
+    import uvicorn
+
+    from serve.api import read_token
+
+    path = tmp_path / "token.txt"
+    path.write_text("s3cret-token-of-32-characters-xx\n")
+    token = read_token(path)
+    cfg = ApiConfig(ModelSource("stub-uri"), token_file=path)
+    port = _free_port()
+    app = create_app(_stub_bundle(), cfg, token)
+    srv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not srv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/health", timeout=10).status_code == 200
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": token},
+        ):
+            answer = requests.get(f"{url}/model", headers=headers, timeout=10)
+            assert answer.status_code == 401
+            assert answer.headers["www-authenticate"] == "Bearer"
+            assert "bearer token" in answer.json()["detail"]
+        answer = requests.post(
+            f"{url}/predict", json={"records": []}, headers={}, timeout=10
+        )
+        assert answer.status_code == 401  # refused before the body is read
+        good = {"Authorization": f"Bearer {token}"}
+        assert requests.get(f"{url}/model", headers=good, timeout=10).status_code == 200
+    finally:
+        srv.should_exit = True
+        thread.join(10)
