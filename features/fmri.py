@@ -291,9 +291,15 @@ def region_timeseries(
     notes: list[str] = []
     path = found.path
     if path.name.endswith("_relmat.tsv"):
-        return pd.DataFrame(), None, _qc(0, None, None), notes
+        return pd.DataFrame(), None, _qc(None, None, None), notes
     table = _read_table(path)
     regions = _regions_of(list(table.columns), found.atlas, mapping)
+    if not regions:
+        raise FmriInputError(
+            f"{path}: none of its columns ({', '.join(map(str, table.columns[:6]))}"
+            f"...) is a region of atlas {found.atlas}. Use the file XCP-D wrote, or "
+            "map the columns in fmri_regions.tsv."
+        )
     signals = pd.DataFrame({r: table[cols].mean(axis=1) for r, cols in regions.items()})
     meta = _sidecar(path)
     tr = meta.get("RepetitionTime")
@@ -332,11 +338,11 @@ def region_timeseries(
     return signals, times, _qc(len(signals), fd, total), notes
 
 
-def _qc(kept: int, fd: np.ndarray | None, total: int | None) -> dict[str, float]:
+def _qc(kept: int | None, fd, total: int | None) -> dict[str, float]:
     return {
-        "qc_fmri_volumes": float(kept),
+        "qc_fmri_volumes": float(kept) if kept is not None else np.nan,
         "qc_fmri_mean_fd": float(np.mean(fd)) if fd is not None else np.nan,
-        "qc_fmri_censored_fraction": 1 - kept / total if total else np.nan,
+        "qc_fmri_censored_fraction": 1 - kept / total if kept and total else np.nan,
     }
 
 

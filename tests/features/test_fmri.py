@@ -162,6 +162,12 @@ def test_an_unknown_atlas_is_refused_and_a_mapping_file_fixes_it(tmp_path):
     )
 
 
+def test_a_series_without_region_columns_is_refused(tmp_path):
+    _xcpd(tmp_path, _signals().add_prefix("roi_"))
+    with pytest.raises(FmriInputError, match=r"none of its columns \(roi_m1_l"):
+        fmri_features(tmp_path, PID, "")
+
+
 def test_a_mapping_to_an_unknown_region_is_refused(tmp_path):
     pd.DataFrame({"atlas": ["A"], "column": ["c"], "region": ["M1"]}).to_csv(
         tmp_path / "fmri_regions.tsv", sep="\t", index=False
@@ -183,7 +189,7 @@ def test_relmat_only_gives_connectivity_and_says_falff_is_missing(tmp_path):
     assert values["fmri_m1_interhemispheric_z"] == pytest.approx(
         _z(signals["m1_l"], signals["m1_r"]), abs=1e-6
     )
-    assert np.isnan(values["fmri_falff_m1"])
+    assert np.isnan(values["fmri_falff_m1"]) and np.isnan(values["qc_fmri_volumes"])
     assert any("correlation matrix only" in n for n in notes)
 
 
