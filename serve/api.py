@@ -415,20 +415,23 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send) -> None:
-        payload = json.dumps(
-            {
-                "detail": f"request body larger than the limit of "
-                f"{self.max_body_bytes} bytes (--max-body-bytes); split the batch "
-                "into smaller requests."
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        detail = (
+            f"request body larger than the limit of {self.max_body_bytes} bytes "
+            "(--max-body-bytes); split the batch into smaller requests."
+        )
+        await _send_json(send, 413, detail, (b"connection", b"close"))
+
+
+async def _send_json(send, status: int, detail: str, *headers) -> None:
+    """Answer an ASGI request from a middleware with ``{"detail": detail}``."""
+    payload = json.dumps({"detail": detail}).encode()
+    head = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def read_token(path: Path) -> str:
@@ -471,19 +474,11 @@ class BearerToken:
         if hmac.compare_digest(given, self.expected):
             await self.app(scope, receive, send)
             return
-        payload = json.dumps(
-            {
-                "detail": "missing or wrong bearer token: send the header "
-                "'Authorization: Bearer <token>' with the token of --token-file."
-            }
-        ).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"www-authenticate", b"Bearer"),
-        ]
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        detail = (
+            "missing or wrong bearer token: send the header "
+            "'Authorization: Bearer <token>' with the token of --token-file."
+        )
+        await _send_json(send, 401, detail, (b"www-authenticate", b"Bearer"))
 
 
 class AccessLog:
