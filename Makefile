@@ -31,4 +31,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check features models training serve tests experiments
 
 clean:
-	rm -rf $(VENV) mlruns mlflow.db optuna.db outputs data/simulated
+	rm -rf $(VENV) mlruns mlflow.db optuna.db .mlflow.db.lock .optuna.db.lock outputs data/simulated

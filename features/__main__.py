@@ -83,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "dictionary":
             from features.dictionary import to_markdown
+            from features.files import atomic_write
             from features.io import output_path
 
             output_path(args.out, overwrite=True, types=(".md",))
-            tmp = args.out.with_name(f".{args.out.name}.tmp")
-            tmp.write_text(to_markdown() + "\n", encoding="utf-8")
-            tmp.replace(args.out)
+            with atomic_write(args.out) as tmp:
+                tmp.write_text(to_markdown() + "\n", encoding="utf-8")
             log.info("wrote %s", args.out)
         else:
             from features.extract import extract_features

@@ -40,8 +40,6 @@ import gzip
 import hashlib
 import importlib.metadata
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,6 +51,7 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from scipy import ndimage
 
+from features.files import atomic_write
 from features.io import cache_root
 
 __all__ = [
@@ -365,17 +364,8 @@ def _write_cache(
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write`` on a temporary file next to ``path``, then rename it."""
-    fd, name = tempfile.mkstemp(
-        dir=path.parent, prefix=".tmp-", suffix="".join(path.suffixes)
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_write(path) as tmp:
         write(tmp)
-        tmp.chmod(0o644)  # mkstemp makes 0600; a shared cache must stay readable
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _make_atlas(

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.files import atomic_write
+
 #: Always read as text, whatever they look like ("001" stays "001").
 ID_COLUMNS = ("participant_id", "session", "site")
 TABLE_TYPES = (".parquet", ".csv", ".tsv", ".xlsx", ".xls")
@@ -189,15 +191,11 @@ def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> P
     """Write ``table`` to ``out`` (.parquet, .csv or .tsv) atomically, creating its
     folder."""
     out = output_path(out, overwrite=overwrite)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_write(out) as tmp:
         if out.suffix.lower() == ".parquet":
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, sep=_sep(out), index=False)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

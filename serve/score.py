@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.files import atomic_write
 from features.io import iter_table, output_path
 from serve.bundle import Bundle, load_bundle
 from serve.config import ScoreConfig
@@ -81,25 +82,22 @@ def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path) -> ScoreReport:
 
     report = ScoreReport(out, bundle.version)
     name = str(cfg.cohort or cfg.features)
-    tmp = out.with_name(f".{out.name}.tmp")
-    writer = _Writer(tmp)
-    try:
-        total, chunks = read_chunks(cfg, bundle.mapping.text_columns())
-        with tqdm(
-            total=total, unit="row", desc="scoring", disable=not cfg.progress
-        ) as bar:
-            for first, chunk in chunks:
-                preds = predict(bundle, chunk, source=name, first_row=first)
-                writer.write(preds)
-                report.add(preds)
-                bar.update(len(chunk))
-        writer.close()
+    with atomic_write(out) as tmp:
+        writer = _Writer(tmp, out.suffix.lower())
+        try:
+            total, chunks = read_chunks(cfg, bundle.mapping.text_columns())
+            with tqdm(
+                total=total, unit="row", desc="scoring", disable=not cfg.progress
+            ) as bar:
+                for first, chunk in chunks:
+                    preds = predict(bundle, chunk, source=name, first_row=first)
+                    writer.write(preds)
+                    report.add(preds)
+                    bar.update(len(chunk))
+        finally:
+            writer.close()
         if report.n_rows == 0:
             raise ValueError(f"{name}: no rows to score.")
-        tmp.replace(out)
-    finally:
-        writer.close()
-        tmp.unlink(missing_ok=True)
     return report
 
 
@@ -122,9 +120,9 @@ def read_chunks(
 class _Writer:
     """Append scored chunks to one CSV, TSV or Parquet file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, suffix: str):
         self.path = path
-        self.suffix = Path(path.name.removesuffix(".tmp")).suffix.lower()
+        self.suffix = suffix
         self._parquet = None
         self._schema = None
         self._started = False

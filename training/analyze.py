@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.files import atomic_write
 from models.estimators import FoldFallbackWarning
 from training import statistics as st
 from training.plans import (
@@ -611,12 +612,8 @@ def _outputs(cfg: AnalyzeConfig, plan: Plan) -> list[Path]:
 
 
 def _write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_write(path) as tmp:
         write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run(cfg: AnalyzeConfig) -> Analysis:
@@ -667,7 +664,8 @@ def _log_mlflow(
 
     from training import tracking
 
-    tracking.start(cfg.tracking_uri, cfg.experiment)
+    for note in tracking.start(cfg.tracking_uri, cfg.experiment):
+        log.warning("note: %s", note)
     with tracking.run(f"analyze-{analysis.plan.name}"):
         tracking.log_params(
             {

@@ -18,6 +18,7 @@ from features.dictionary import (
     modality_of,
 )
 from features.extract import META_COLUMNS, extract_features, feature_columns
+from features.files import file_lock
 from features.io import read_table, write_table
 from training.config import TrainConfig
 
@@ -56,21 +57,25 @@ def default_cohort(simulated_dir: Path, n: int, seed: int) -> Path:
     """Return the cached simulated cohort for (n, seed), simulating it if needed."""
     from features.simulate.cohort import model_version, simulate_cohort
 
-    path = Path(simulated_dir) / f"n{n}-seed{seed}-{model_version()}"
-    for stale in Path(simulated_dir).glob(f"n{n}-seed{seed}-*"):
-        if stale != path and (stale / "simulation").is_dir():
-            log.info("removing %s, simulated by an older simulator version", stale)
-            shutil.rmtree(stale)
-    if not path.exists():
-        log.info(
-            "simulating the default cohort (%d subjects, seed %d) into %s ...",
-            n,
-            seed,
-            path,
-        )
-        simulate_cohort(path, n=n, seed=seed)
-    else:
-        log.info("reusing the simulated cohort %s", path)
+    root = Path(simulated_dir)
+    path = root / f"n{n}-seed{seed}-{model_version()}"
+    # one process simulates, any other waits and reuses (never two at once into
+    # the same folder, never one removing the folder another is reading)
+    with file_lock(root / f".n{n}-seed{seed}.lock", f"the simulated cohort {path}"):
+        for stale in root.glob(f"n{n}-seed{seed}-*"):
+            if stale != path and (stale / "simulation").is_dir():
+                log.info("removing %s, simulated by an older simulator version", stale)
+                shutil.rmtree(stale)
+        if not path.exists():
+            log.info(
+                "simulating the default cohort (%d subjects, seed %d) into %s ...",
+                n,
+                seed,
+                path,
+            )
+            simulate_cohort(path, n=n, seed=seed)
+        else:
+            log.info("reusing the simulated cohort %s", path)
     return path
 
 
@@ -105,15 +110,16 @@ def _extracted(
     """The features table of a cohort, from ``cache_dir`` when neither its files
     nor the extractor changed."""
     fingerprint = cohort_fingerprint(cohort_dir)
-    cache = Path(cache_dir) / f"features-{fingerprint}-{extractor_version()}.parquet"
-    if cache.exists():
-        log.info("reusing extracted features %s", cache)
-        return pd.read_parquet(cache), fingerprint
-    result = extract_features(cohort_dir, n_jobs=n_jobs)
-    if result.issues:
-        log.warning("%s", result.summary())
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_table(result.table, cache, overwrite=True)
+    name = f"features-{fingerprint}-{extractor_version()}.parquet"
+    cache = Path(cache_dir) / name
+    with file_lock(Path(cache_dir) / f".{name}.lock", f"the features cache {cache}"):
+        if cache.exists():
+            log.info("reusing extracted features %s", cache)
+            return pd.read_parquet(cache), fingerprint
+        result = extract_features(cohort_dir, n_jobs=n_jobs)
+        if result.issues:
+            log.warning("%s", result.summary())
+        write_table(result.table, cache, overwrite=True)
     return result.table, fingerprint
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.files import atomic_write
+
 CSS = (
     "body{font-family:sans-serif;max-width:1050px;margin:auto;padding:0 12px}"
     "table{border-collapse:collapse;margin:6px 0}"
@@ -70,10 +72,6 @@ def write_page(out: Path, title: str, parts: list[str]) -> Path:
         + "</body></html>"
     )
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_write(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out

@@ -154,7 +154,9 @@ def run(cfg: TrainConfig) -> RunResult:
         log.info("note: %s", note)
     classes = data.classes
     columns = list(data.X.columns)
-    tracking.start(cfg.tracking_uri, cfg.experiment, cfg.registry_uri)
+    for note in tracking.start(cfg.tracking_uri, cfg.experiment, cfg.registry_uri):
+        log.warning("note: %s", note)
+        notes.append(note)
     storage(cfg.optuna_storage)  # create the schema once, before parallel folds
     with tracking.run(f"train-{cfg.task}-{Path(data.source).name}") as run_id:
         prefix = f"{cfg.experiment}-{run_id[:8]}"

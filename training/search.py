@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedGroupKFold
 
+from features.files import store_lock
 from models.estimators import FoldFallbackWarning
 from models.pipelines import PipelineSpec, suggest
 from training.config import SearchSpec
@@ -28,9 +29,11 @@ def aligned_proba(pipe, X: pd.DataFrame, classes) -> np.ndarray:
 
 
 def storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna RDB storage; SQLite waits for locks so parallel folds can share it."""
+    """Optuna RDB storage; SQLite waits for locks so parallel folds and trainings
+    can share it, and its schema is created by one process at a time."""
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    with store_lock(url):
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
 def tune(

@@ -7,6 +7,8 @@ through these functions.
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,8 +17,10 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+import sqlalchemy
 from mlflow.models import infer_signature
 
+from features.files import HOST, process_alive, store_lock
 from models.pipelines import SKOPS_TRUSTED_TYPES
 
 CHAMPION_ALIAS = "champion"
@@ -25,24 +29,73 @@ CHAMPION_ALIAS = "champion"
 TRUSTED_TYPES = list(SKOPS_TRUSTED_TYPES)
 
 
-def start(tracking_uri: str, experiment: str, registry_uri: str | None = None) -> None:
+def start(
+    tracking_uri: str, experiment: str, registry_uri: str | None = None
+) -> list[str]:
     """Point MLflow at ``tracking_uri`` (and ``registry_uri``, else the tracking
     store), select the experiment, creating it if needed.
 
     A new experiment in a local SQLite store keeps its artifacts in ``mlruns/``
-    beside the database file, not in the working directory's ``./mlruns``.
+    beside the database file, not in the working directory's ``./mlruns``. A
+    SQLite store is created (or migrated) under a lock, so two trainings starting
+    together take turns, and every SQLite connection waits up to 120 s for
+    another writer instead of failing with "database is locked".
+
+    Returns
+    -------
+    list of str
+        A note for each run of this experiment left RUNNING by a process of this
+        host that is gone (killed mid-training); each is marked KILLED.
     """
+    _wait_for_sqlite_writers()
     mlflow.set_tracking_uri(tracking_uri)
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        location = artifact_location(tracking_uri)
-        try:
-            mlflow.create_experiment(experiment, artifact_location=location)
-        except mlflow.exceptions.MlflowException:
-            if mlflow.get_experiment_by_name(experiment) is None:
-                raise  # not a concurrent creation of the same experiment
+    with store_lock(tracking_uri):
+        if mlflow.get_experiment_by_name(experiment) is None:
+            location = artifact_location(tracking_uri)
+            try:
+                mlflow.create_experiment(experiment, artifact_location=location)
+            except mlflow.exceptions.MlflowException:
+                if mlflow.get_experiment_by_name(experiment) is None:
+                    raise  # not a concurrent creation of the same experiment
+    if registry_uri and registry_uri != tracking_uri:
+        with store_lock(registry_uri):
+            mlflow.MlflowClient().search_registered_models(max_results=1)  # schema
     mlflow.set_experiment(experiment)
+    return close_stale_runs(experiment)
+
+
+def _wait_for_sqlite_writers() -> None:
+    """Every SQLite connection of this process waits for locks (busy timeout)."""
+    if not sqlalchemy.event.contains(sqlalchemy.Engine, "connect", _busy_timeout):
+        sqlalchemy.event.listen(sqlalchemy.Engine, "connect", _busy_timeout)
+
+
+def _busy_timeout(dbapi_connection, _record) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA busy_timeout = 120000")
+
+
+def close_stale_runs(experiment: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``experiment`` started by a process of this
+    host that no longer exists; one note per run."""
+    found = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=f"attributes.status = 'RUNNING' and tags.host = '{HOST}'",
+        output_format="list",
+    )
+    notes = []
+    for stale in found:
+        pid = stale.data.tags.get("pid", "")
+        if not pid.isdigit() or process_alive(int(pid)):
+            continue
+        mlflow.MlflowClient().set_terminated(stale.info.run_id, "KILLED")
+        notes.append(
+            f"run {stale.info.run_id} ({stale.info.run_name}) was left RUNNING by "
+            f"process {pid}, which is gone (killed mid-run): marked KILLED"
+        )
+    return notes
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -66,8 +119,11 @@ def artifact_location(tracking_uri: str) -> str | None:
 
 @contextmanager
 def run(name: str, nested: bool = False) -> Iterator[str]:
-    """Start an MLflow run (nested in the active one when ``nested``); yields its id."""
-    with mlflow.start_run(run_name=name, nested=nested) as active:
+    """Start an MLflow run (nested in the active one when ``nested``); yields its
+    id. A top-level run is tagged with this host and process id, so a run killed
+    mid-way can be told from one still going (:func:`close_stale_runs`)."""
+    tags = None if nested else {"host": HOST, "pid": str(os.getpid())}
+    with mlflow.start_run(run_name=name, nested=nested, tags=tags) as active:
         yield active.info.run_id
 
 

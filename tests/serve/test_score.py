@@ -45,7 +45,7 @@ def test_chunked_scoring_equals_predict(trained, champion, cohort_table, tmp_pat
                       "--chunk-size", "7")) == 0  # fmt: skip
     scored = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out)
     _same(scored, predict(champion, cohort_table))
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".tmp-*"))
 
 
 def test_an_existing_output_is_kept_unless_overwrite(trained, cohort_table, tmp_path):
