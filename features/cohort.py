@@ -220,12 +220,15 @@ _PARTICIPANT_RULES: dict[str, str] = {
 }
 
 
-def _bad_participant(row: int, pid: str, column: str, value: str) -> None:
+def _bad_participant(
+    row: int, pid: str, column: str, value: str, hint: str = ""
+) -> None:
     """Raise the participants.tsv error for one bad cell."""
     who = f" ({pid})" if column != "participant_id" else ""
     raise CohortFormatError(
         f"participants.tsv, row {row}{who}: {column} = {_show(value)}; "
         + _PARTICIPANT_RULES[column]
+        + hint
     )
 
 
@@ -318,7 +321,8 @@ def _participant_record(row: int, pid: str, cells: pd.Series) -> dict[str, objec
         except ValueError:
             age = float("nan")
         if not 0 <= age <= 120:
-            _bad_participant(row, pid, "age", cells["age"])
+            months = " It looks like months: divide by 12." if age <= 1440 else ""
+            _bad_participant(row, pid, "age", cells["age"], months)
     site = None if missing["site"] else cells["site"]
     return {"diagnosis": diagnosis, "age": age, "sex": sex, "site": site}
 

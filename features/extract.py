@@ -20,7 +20,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from features import maps
+from features import maps, units
 from features.atlas import Atlas, load_atlas
 from features.cohort import (
     KEY,
@@ -29,6 +29,7 @@ from features.cohort import (
     read_participants,
     subject_key,
 )
+from features.dictionary import modality_of
 from features.errors import CohortFormatError, ImageMismatchError
 from features.fmri import fmri_features, read_region_mapping
 from features.freesurfer import freesurfer_features
@@ -249,7 +250,62 @@ def extract_features(
         + sorted(c for c in table.columns if c not in META_COLUMNS and c != "male")
     )
     table = table[ordered].sort_values(KEY).reset_index(drop=True)
+    issues += check_units(table, strict)
     return Extraction(table, issues)
+
+
+def check_units(
+    table: pd.DataFrame, strict: bool = False, file: str | None = None
+) -> list[Issue]:
+    """Leave missing (in place) the values of ``table`` that look like another
+    unit than the data dictionary's: whole column groups first (the cohort's
+    typical value off by a known factor), then single values outside their
+    plausible range; each is one problem (raised with ``strict``), naming
+    ``file`` (else the cohort file each value came from)."""
+    issues = []
+
+    def found(issue: Issue) -> None:
+        if strict:
+            raise CohortFormatError(issue.message)
+        issues.append(issue)
+
+    for columns, message in units.cohort_mixups(table):
+        table[columns] = np.nan
+        where = f"{file}: " if file else ""
+        text = f"{where}{message} Left missing."
+        found(Issue(file or "features", "", columns[0], "", text, ""))
+    for column in table.columns:
+        check = units.check_for(column)
+        if check is None:
+            continue
+        values = pd.to_numeric(table[column], errors="coerce")
+        lo, hi = check.values
+        for i in np.flatnonzero(((values < lo) | (values > hi)).to_numpy(bool)):
+            row = table.iloc[i]
+            pid, ses = (_text(row.get(k)) for k in ("participant_id", "session"))
+            origin = file or _source_of(row, column)
+            line = f"row {i + 2}" if file else ""
+            where = ", ".join(w for w in (line, pid, ses) if w)
+            reason = units.implausible(column, float(values.iloc[i]))
+            message = f"{origin} ({where}): {reason}. Left missing; correct it in "
+            found(Issue(origin, pid, column, str(values.iloc[i]),
+                        f"{message}{origin}.", ses))  # fmt: skip
+            table.loc[table.index[i], column] = np.nan
+    return issues
+
+
+def _text(value) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+def _source_of(row: pd.Series, column: str) -> str:
+    """The file ``column``'s value of ``row`` came from (participants.tsv for the
+    demographics)."""
+    modality = modality_of(column)
+    if modality == "demographics":
+        return "participants.tsv"
+    source = row.get(f"source_{modality}")
+    return str(source) if isinstance(source, str) and source else f"the {modality} data"
 
 
 _TABLE_FILES = {

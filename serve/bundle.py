@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features import units
 from features.mapping import InputMapping
 from models.estimators import SITE
 from models.locked import BUNDLE_FORMAT
@@ -67,6 +68,12 @@ class Bundle:
     @property
     def pipeline(self):
         return self.model.pipeline_
+
+    @cached_property
+    def unit_reference(self) -> dict[str, float]:
+        """The training cohort's typical value of each unit-checked column group
+        (:func:`features.units.reference_sizes`), for the unit mix-up check."""
+        return units.reference_sizes(self.metadata.get("reference") or {})
 
     @property
     def classes(self) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features import units
 from models.decision import als_vs_mimics, in_set, join_labels, set_labels
 from serve.bundle import SITE, Bundle, load_bundle
 
@@ -170,6 +171,7 @@ def prepare_input(
             "unit, fix the value or leave the cell empty"
         )
     V[infinite] = np.nan
+    _unit_problems(bundle, V, numeric, outside, problems)
     clean = pd.DataFrame(V, columns=numeric, index=frame.index)
     if SITE in frame.columns:
         clean.insert(frame.columns.get_loc(SITE), SITE, frame[SITE].astype("string"))
@@ -185,6 +187,37 @@ def prepare_input(
         who = f" ({ids.iloc[i]})" if ids is not None and pd.notna(ids.iloc[i]) else ""
         errors[i] = f"{source}, row {first_row + i + 1}{who}: " + "; ".join(found)
     return clean, errors
+
+
+def _unit_problems(
+    bundle: Bundle,
+    V: np.ndarray,
+    numeric: list[str],
+    outside: np.ndarray,
+    problems: dict[int, list[str]],
+) -> None:
+    """Rows with values in another unit than the model's: a value outside its
+    plausible range, or (with 5 or more rows) a column group whose typical value
+    is a known factor from the training cohort's (:mod:`features.units`)."""
+    for j, c in enumerate(numeric):
+        check = units.check_for(c)
+        if check is None:
+            continue
+        lo, hi = check.values
+        with np.errstate(invalid="ignore"):
+            bad = (V[:, j] < lo) | (V[:, j] > hi)
+        for i in np.flatnonzero(bad & ~outside[:, j]):
+            problems.setdefault(i, []).append(
+                f"{units.implausible(c, float(V[i, j]))}; fix the value or its "
+                "unit, or leave the cell empty"
+            )
+    if len(V) < 5:
+        return
+    frame = pd.DataFrame(V, columns=numeric)
+    for columns, message in units.cohort_mixups(frame, bundle.unit_reference):
+        given = ~np.isnan(frame[columns].to_numpy()).all(axis=1)
+        for i in np.flatnonzero(given):
+            problems.setdefault(i, []).append(message)
 
 
 def _numbers(col: pd.Series) -> np.ndarray:

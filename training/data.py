@@ -17,7 +17,12 @@ from features.dictionary import (
     in_feature_set,
     modality_of,
 )
-from features.extract import META_COLUMNS, extract_features, feature_columns
+from features.extract import (
+    META_COLUMNS,
+    check_units,
+    extract_features,
+    feature_columns,
+)
 from features.files import file_lock
 from features.io import read_table, write_table
 from training.config import TrainConfig
@@ -191,6 +196,9 @@ def prepare(
             + " | ".join(quoted)
         )
     notes: list[str] = []
+    # values in another unit than the dictionary's (extraction already left its
+    # own missing; a lab's table is checked here)
+    notes += [i.message for i in check_units(table, file=source)]
     if ids is None:
         table["participant_id"] = [f"row-{i + 2}" for i in range(len(table))]
         notes.append(

@@ -157,3 +157,39 @@ def test_served_als_vs_mimics_follows_the_mimics_training_used(
     p = dict(zip(bundle.classes, proba.T, strict=True))
     expected = p["ALS"] / (p["ALS"] + p["MMN"] + p["NMO"])  # MS is not a mimic here
     np.testing.assert_allclose(out["p_als_vs_mimics"], expected)
+
+
+def test_values_in_a_wrong_unit_make_their_rows_unscorable(champion, cohort_table):
+    """NfL in ng/mL for 12 subjects and FA in percent for 3: named per row, the
+    other rows scored as before."""
+    table = cohort_table.copy()
+    nfl = table.index[table["nfl_pg_ml"].notna()][:12]
+    table.loc[nfl, "nfl_pg_ml"] /= 1000
+    fa = [c for c in table.columns if c.endswith("_fa")][0]
+    pct = table.index[table[fa].notna()].difference(nfl)[:3]
+    table.loc[pct, fa] *= 100
+    out = predict(champion, table, source="lab.csv")
+    before = predict(champion, cohort_table)
+    assert (
+        out.loc[nfl, "error"].str.contains("looks like ng/mL; multiply by 1000").all()
+    )
+    assert out.loc[pct, "error"].str.contains("looks like percent; divide by 100").all()
+    assert out.loc[nfl.union(pct), "p_ALS"].isna().all()
+    rest = table.index.difference(nfl.union(pct))
+    assert (out.loc[rest, "error"] == "").all()
+    np.testing.assert_allclose(out.loc[rest, "p_ALS"], before.loc[rest, "p_ALS"])
+
+
+def test_a_cohort_in_another_unit_is_caught_against_the_training_cohort(
+    champion, cohort_table
+):
+    """QSM exported in ppm: every value is a possible number, the cohort's typical
+    value is 1000 times the training cohort's smaller."""
+    table = cohort_table.copy()
+    qsm = [c for c in table.columns if c.startswith("qsm_")]
+    table[qsm] = table[qsm] / 1000
+    out = predict(champion, table)
+    has_qsm = table[qsm].notna().any(axis=1)
+    assert has_qsm.sum() > 5
+    assert out.loc[has_qsm, "error"].str.contains("look like ppm, not ppb").all()
+    assert (out.loc[~has_qsm, "error"] == "").all()

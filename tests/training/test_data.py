@@ -150,3 +150,16 @@ def test_repeated_visits_train_on_the_baseline_unless_asked(table):
     assert (pd.Series(every.groups).value_counts() == 2).all()  # grouped by person
     with pytest.raises(ValueError, match="visits = 'first'; choose one of"):
         TrainConfig(visits="first")
+
+
+def test_a_table_with_values_in_another_unit_says_so_and_leaves_them_out(table):
+    lab = table.copy()
+    rows = lab.index[lab["nfl_pg_ml"].notna()][:4]
+    lab.loc[rows, "nfl_pg_ml"] /= 1000  # ng/mL
+    data = prepare(lab, TrainConfig(), "lab.csv", "x")
+    said = [n for n in data.notes if "nfl_pg_ml" in n]
+    assert len(said) == 4
+    assert all(n.startswith("lab.csv (row ") for n in said)
+    assert all("looks like ng/mL; multiply by 1000" in n for n in said)
+    kept = data.table.set_index("participant_id")["nfl_pg_ml"]
+    assert kept.loc[lab.loc[rows, "participant_id"]].isna().all()
