@@ -59,6 +59,10 @@ class Rule:
         Require a whole number.
     step : float or None
         Require a multiple of ``step`` (EDSS: 0.5).
+    mixups : tuple of (unit, factor)
+        Wrong units a value may be in (value in ``unit`` = factor x the right
+        value): a rejected value that fits once divided by ``factor`` is said to
+        look like ``unit``.
     """
 
     what: str
@@ -67,6 +71,7 @@ class Rule:
     low_open: bool = False
     integer: bool = False
     step: float | None = None
+    mixups: tuple[tuple[str, float], ...] = ()
 
     def accepts(self, value: float) -> bool:
         """True when ``value`` is finite and satisfies every constraint."""
@@ -97,6 +102,19 @@ class Rule:
         if self.step is not None:
             text += f" in steps of {self.step:g}"
         return f"{self.what} must be {text}"
+
+    def mixup(self, value: float) -> str:
+        """``"; it looks like uV: divide by 1000"`` when ``value`` fits in one of
+        the ``mixups`` units, else ``""``."""
+        for unit, factor in self.mixups:
+            if self.accepts(value / factor):
+                how = (
+                    f"multiply by {1 / factor:g}"
+                    if factor < 1
+                    else f"divide by {factor:g}"
+                )
+                return f"; it looks like {unit}: {how}"
+        return ""
 
 
 YES_NO: dict[str, float] = {
@@ -145,7 +163,7 @@ def numeric_column(
                 values[pos] = value
             else:
                 problem = (
-                    rule.describe()
+                    rule.describe() + rule.mixup(value)
                     if math.isfinite(value)
                     else (f"not a number ({rule.describe()})")
                 )

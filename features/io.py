@@ -13,6 +13,7 @@ target's folder.
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -149,7 +150,13 @@ def iter_table(
         reader = pd.read_csv(path, sep=_sep(path), dtype=dtype, chunksize=chunk_size)
         chunks = [reader] if chunk_size is None else reader
         return None, _numbered(chunks, path, text)
-    header = pd.read_excel(path, nrows=0).columns
+    try:
+        header = pd.read_excel(path, nrows=0).columns
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{path}: not a readable Excel workbook ({exc}); open it in Excel and "
+            "save it as .xlsx again, or export it as CSV."
+        ) from None
     dtype = dict.fromkeys(_text_names(header, text), "string")
     table = pd.read_excel(path, dtype=dtype)
     size = chunk_size or max(len(table), 1)

@@ -113,7 +113,7 @@ SNAP_LLN_UV: dict[str, float] = {"median_sensory": 10.0, "sural": 5.0}
 
 #: Plausible ranges; the upper bounds catch unit errors (UE).
 MEASURE_RULES: dict[str, Rule] = {
-    "cmap_amplitude_mv": Rule("CMAP amplitude (mV)", 0, 100),
+    "cmap_amplitude_mv": Rule("CMAP amplitude (mV)", 0, 100, mixups=(("uV", 1e3),)),
     "cmap_area_mvms": Rule("CMAP area (mV.ms)", 0, 500),
     "cmap_duration_ms": Rule("CMAP negative-peak duration (ms)", 0, 100, low_open=True),
     "distal_latency_ms": Rule("distal latency (ms)", 0, 100, low_open=True),

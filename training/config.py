@@ -363,5 +363,29 @@ class TrainConfig:
                 value = (value,) if isinstance(value, str) else tuple(value)
             elif key in PATH_KEYS and value is not None:
                 value = Path(value).expanduser()  # "~/scratch" in a TOML file
+            else:
+                _check_type(source, key, value, default)
             coerced[key] = value
         return replace(self, **coerced)
+
+
+def _check_type(source: str, key: str, value: Any, default: Any) -> None:
+    """Refuse a value of another kind than the key's default (a number written
+    as text, a flag as a number), naming the key and the kind it takes."""
+    if default is None or value is None:
+        return
+    kinds = {bool: "true or false", int: "a whole number", float: "a number",
+             str: "text"}  # fmt: skip
+    kind = type(default)
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, kind) and not isinstance(value, bool)
+    )
+    if not ok and kind in kinds:
+        raise ValueError(
+            f"{source}: {key} = {value!r} must be {kinds[kind]} (the default is "
+            f"{default!r}); see experiments/default.toml."
+        )
