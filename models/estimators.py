@@ -118,11 +118,13 @@ them (an empty column is fine: values may be missing) or retrain on this feature
                 f"{also} Add them (an empty column is fine: values may be missing) "
                 "or retrain on this feature set."
             )
+        dtypes = X.dtypes  # one lookup, not one column access per feature
         bad = [
             c
             for c in cols
             if c != SITE
-            and not (pd.api.types.is_numeric_dtype(X[c]) or X[c].isna().all())
+            and not pd.api.types.is_numeric_dtype(dtypes[c])
+            and not X[c].isna().all()
         ]
         if bad:
             example = X[bad[0]].dropna().iloc[0]
@@ -149,6 +151,22 @@ them (an empty column is fine: values may be missing) or retrain on this feature
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
         return self.feature_names_in_.copy()
+
+
+def replace_columns(X: pd.DataFrame, columns: list[str], values) -> pd.DataFrame:
+    """A copy of ``X`` with ``columns`` set to the matching columns of the 2-D
+    ``values``, in ``X``'s column order: a few frame operations whatever the
+    number of columns (assigning them one by one costs a block split each).
+
+    Examples
+    --------
+    >>> X = pd.DataFrame({"a": [1.0], "site": ["s"], "b": [2.0]})
+    >>> replace_columns(X, ["b", "a"], np.array([[20.0, 10.0]])).to_dict("list")
+    {'a': [10.0], 'site': ['s'], 'b': [20.0]}
+    """
+    new = pd.DataFrame(values, columns=columns, index=X.index)
+    rest = X.drop(columns=columns)
+    return pd.concat([rest, new], axis=1)[list(X.columns)]
 
 
 class _NamedColumnsStep(TransformerMixin, BaseEstimator):

@@ -30,6 +30,7 @@ from models.estimators import (
     covariate_means,
     prefixed_columns,
     reference_rows,
+    replace_columns,
 )
 
 UNSEEN = "site_unseen"
@@ -183,7 +184,7 @@ class ComBat(TransformerMixin, BaseEstimator):
             lost &= ~np.isnan(values).all(axis=0)
             if lost.any():
                 partial[str(s)] = list(np.asarray(features)[lost])
-        out[features] = Y
+        out = replace_columns(out, features, Y)
         out[UNSEEN] = (~seen).astype(float)
         if (~seen).any():
             names = sorted({"<missing>" if s is None else str(s) for s in site[~seen]})

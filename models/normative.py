@@ -25,6 +25,7 @@ from models.estimators import (
     covariate_means,
     prefixed_columns,
     reference_rows,
+    replace_columns,
 )
 
 NORMATIVE_PREFIXES = (*IMAGING_PREFIXES, "nfl_pg_ml", "chi3l1_ng_ml")
@@ -151,8 +152,7 @@ class NormativeZ(TransformerMixin, BaseEstimator):
         if self.keep_raw:
             z_frame = pd.DataFrame(z, index=X.index, columns=self._z_names())
             return pd.concat([out, z_frame], axis=1)
-        out[list(self.features_)] = z
-        return out
+        return replace_columns(out, list(self.features_), z)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)

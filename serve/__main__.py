@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--max-records", type=int, default=10_000)
             p.add_argument(
+                "--workers",
+                type=int,
+                default=1,
+                help="server processes, each with the model loaded (e.g. one per core)",
+            )
+            p.add_argument(
                 "--max-explain",
                 type=int,
                 default=100,
@@ -215,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_explain=args.max_explain,
                 token_file=args.token_file,
                 insecure=args.insecure,
+                workers=args.workers,
             )
         )
         return 0

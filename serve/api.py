@@ -17,12 +17,14 @@ timings and status codes only, never a submitted value or identifier.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import hmac
 import inspect
 import json
 import logging
 import math
+import os
 import time
 import traceback
 import warnings
@@ -298,14 +300,16 @@ def create_app(bundle: Bundle, cfg: ApiConfig, token: str | None = None) -> Fast
     def model() -> dict[str, Any]:
         return model_info
 
-    @app.post("/predict")
-    def predict_records(body: Records) -> JSONResponse:
-        def answer() -> dict[str, Any]:
-            frame = records_to_frame(body.records, bundle, cfg.max_records)
-            out = predict(bundle, frame, source="request")
-            return {"model": bundle.version, "predictions": _rows(out)}
+    batcher = MicroBatcher(lambda batch: predict_batch(bundle, batch, cfg.max_records))
 
-        return _guarded("predict", len(body.records), answer)
+    @app.post("/predict")
+    async def predict_records(body: Records) -> JSONResponse:
+        start = time.perf_counter()
+        content, status = await batcher.submit(body.records)
+        ms = 1000 * (time.perf_counter() - start)
+        n = len(body.records)
+        log.info("predict: %d record(s) -> %d in %.0f ms", n, status, ms)
+        return JSONResponse(content, status_code=status)
 
     @app.post("/explain")
     def explain(
@@ -330,35 +334,122 @@ def create_app(bundle: Bundle, cfg: ApiConfig, token: str | None = None) -> Fast
     return app
 
 
+Answer = tuple[dict[str, Any], int]
+
+
+def predict_batch(
+    bundle: Bundle, requests: list[list[dict[str, Value]]], max_records: int
+) -> list[Answer]:
+    """The answers (JSON content, HTTP status) of several ``/predict`` requests,
+    scored as one table when they can be: each request's answer is the one it
+    would get alone (row numbers and the cohort-level unit check are per request,
+    :func:`serve.predict.predict`'s ``groups``); a batch with a bad request is
+    answered request by request, so one bad request fails only itself."""
+    sizes = [len(r) for r in requests]
+    if len(requests) > 1 and all(0 < n <= max_records for n in sizes):
+        try:
+            records = [record for request in requests for record in request]
+            frame = records_to_frame(records, bundle, len(records))
+            groups = np.repeat(np.arange(len(requests)), sizes)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a request's own run says them
+                out = predict(bundle, frame, source="request", groups=groups)
+        except Exception:  # noqa: BLE001  (answered one by one below, with reasons)
+            pass
+        else:
+            rows = _rows(out)
+            ends = np.cumsum(sizes)
+            return [
+                ({"model": bundle.version, "predictions": rows[end - n : end]}, 200)
+                for n, end in zip(sizes, ends, strict=True)
+            ]
+    return [_answer_one(bundle, request, max_records) for request in requests]
+
+
+def _answer_one(bundle: Bundle, records: list[dict[str, Value]], limit: int) -> Answer:
+    def answer() -> dict[str, Any]:
+        frame = records_to_frame(records, bundle, limit)
+        out = predict(bundle, frame, source="request")
+        return {"model": bundle.version, "predictions": _rows(out)}
+
+    return _answered("predict", answer)
+
+
+class MicroBatcher:
+    """Score concurrent requests together: one scoring thread takes every request
+    waiting when it is free (no timer, so a lone request waits for nothing), and
+    the event loop keeps reading new requests meanwhile. Under load the batches
+    grow by themselves and the per-request cost of a pipeline call (mostly
+    per-column work, nearly the same for 1 row as for 50) is shared."""
+
+    def __init__(self, score: Callable[[list], list[Answer]], max_batch: int = 64):
+        self.score = score
+        self.max_batch = max_batch
+        self.waiting: list[tuple[Any, asyncio.Future]] = []
+        self.running = False
+
+    async def submit(self, item) -> Answer:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append((item, future))
+        if not self.running:
+            self.running = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.waiting:
+                batch = self.waiting[: self.max_batch]
+                del self.waiting[: self.max_batch]
+                items = [item for item, _ in batch]
+                try:
+                    answers = await loop.run_in_executor(None, self.score, items)
+                except Exception as exc:  # noqa: BLE001  (a bug: each gets a 500)
+                    answers = [_internal_error("predict", exc)] * len(batch)
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():
+                        future.set_result(answer)
+        finally:
+            self.running = False
+
+
 def _rows(out: pd.DataFrame) -> list[dict[str, Any]]:
     return json_safe(out.to_dict(orient="records"))
 
 
 def _guarded(what: str, n: int, answer: Callable[[], dict[str, Any]]) -> JSONResponse:
-    """Run ``answer``: its JSON (200), 422 for a ``ValueError``, 500 otherwise.
-
-    Only counts, timings and the exception type are logged: exception messages and
-    tracebacks' final lines can quote the submitted values.
-    """
+    """Run ``answer`` (:func:`_answered`) and log its size, status and time."""
     start = time.perf_counter()
-    try:
-        content, status = json_safe(answer()), 200
-    except ValueError as exc:
-        content, status = {"detail": str(exc)}, 422
-    except Exception as exc:  # a failure must not log the values
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error(
-            "%s failed: %s (message withheld)\n%s", what, type(exc).__name__, frames
-        )
-        content = {
-            "detail": f"internal error while answering /{what}; nothing about the "
-            "request was logged but its size. Check the server log for the error "
-            "type and report it."
-        }
-        status = 500
+    content, status = _answered(what, answer)
     ms = 1000 * (time.perf_counter() - start)
     log.info("%s: %d record(s) -> %d in %.0f ms", what, n, status, ms)
     return JSONResponse(content, status_code=status)
+
+
+def _answered(what: str, answer: Callable[[], dict[str, Any]]) -> Answer:
+    """``answer()``'s JSON and 200, 422 for a ``ValueError``, 500 otherwise.
+
+    Only the exception type is logged: exception messages and tracebacks' final
+    lines can quote the submitted values.
+    """
+    try:
+        return json_safe(answer()), 200
+    except ValueError as exc:
+        return {"detail": str(exc)}, 422
+    except Exception as exc:  # a failure must not log the values
+        return _internal_error(what, exc)
+
+
+def _internal_error(what: str, exc: Exception) -> Answer:
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("%s failed: %s (message withheld)\n%s", what, type(exc).__name__, frames)
+    detail = (
+        f"internal error while answering /{what}; nothing about the request was "
+        "logged but its size. Check the server log for the error type and report it."
+    )
+    return {"detail": detail}, 500
 
 
 def _no_telemetry() -> dict[str, Any]:
@@ -512,10 +603,41 @@ def run_api(cfg: ApiConfig) -> None:
     Blocks until the server is stopped (Ctrl-C). uvicorn's own access log is off:
     :class:`AccessLog` logs the same lines without query strings. Once the model
     is loaded, warnings are logged without their message, which can quote
-    submitted values (e.g. a site never seen in training).
+    submitted values (e.g. a site never seen in training). Each process scores
+    with one BLAS/OpenMP thread (requests are batched, not split over threads);
+    with ``cfg.workers`` > 1 uvicorn starts that many processes, each building
+    the app with :func:`worker_app`.
     """
     import uvicorn
 
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the worker processes
+    if cfg.workers == 1:
+        app = _serving_app(cfg)
+    else:
+        if cfg.token_file is not None:
+            read_token(cfg.token_file)  # a bad token file fails here, once
+        load_bundle(cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri)
+        os.environ[_CONFIG_ENV] = json.dumps(_config_json(cfg))
+        app = "serve.api:worker_app"
+    uvicorn.run(
+        app,
+        host=cfg.host,
+        port=cfg.port,
+        access_log=False,
+        workers=cfg.workers if cfg.workers > 1 else None,
+        factory=cfg.workers > 1,
+    )
+
+
+_CONFIG_ENV = "ALSDX_API_CONFIG"
+_THREAD_LIMITS: list[Any] = []  # kept alive: the limits hold while it exists
+
+
+def _serving_app(cfg: ApiConfig) -> FastAPI:
+    """Load the model and build the app of one server process."""
+    from threadpoolctl import threadpool_limits
+
+    _THREAD_LIMITS.append(threadpool_limits(1))
     token = read_token(cfg.token_file) if cfg.token_file is not None else None
     bundle = load_bundle(
         cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
@@ -528,7 +650,27 @@ def run_api(cfg: ApiConfig) -> None:
         len(bundle.feature_columns),
         bundle.classes,
     )
-    uvicorn.run(app, host=cfg.host, port=cfg.port, access_log=False)
+    return app
+
+
+def _config_json(cfg: ApiConfig) -> dict[str, Any]:
+    out = {k: v for k, v in vars(cfg).items() if k != "source"}
+    out["token_file"] = None if cfg.token_file is None else str(cfg.token_file)
+    out["source"] = vars(cfg.source)
+    return out
+
+
+def worker_app() -> FastAPI:
+    """The app of one of ``--workers`` processes (uvicorn's factory), from the
+    configuration :func:`run_api` put in the environment."""
+    from serve.config import ModelSource
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    raw = json.loads(os.environ[_CONFIG_ENV])
+    source = ModelSource(**raw.pop("source"))
+    if raw["token_file"] is not None:
+        raw["token_file"] = Path(raw["token_file"])
+    return _serving_app(ApiConfig(source, **raw))
 
 
 def _show_warning_without_message(

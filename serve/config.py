@@ -121,7 +121,8 @@ class ApiConfig:
 
     Requests larger than ``max_body_bytes`` are refused with 413; one request may
     hold at most ``max_records`` records to predict, ``max_explain`` to explain
-    (SHAP costs about half a second per record).
+    (SHAP costs about half a second per record). ``workers`` server processes
+    each load the model and answer requests (one per CPU core is the usual choice).
     """
 
     source: ModelSource
@@ -132,8 +133,11 @@ class ApiConfig:
     max_explain: int = 100
     token_file: Path | None = None
     insecure: bool = False
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"--workers {self.workers}; give 1 or more processes.")
         if not is_loopback(self.host) and self.token_file is None and not self.insecure:
             raise ValueError(
                 f"--host {self.host} is not a loopback address: anyone who can reach "

@@ -22,6 +22,7 @@ def predict(
     tracking_uri: str | None = None,
     source: str = "input",
     first_row: int = 0,
+    groups: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Score every row of ``table``; rows that cannot be scored say why.
 
@@ -40,6 +41,11 @@ def predict(
     first_row : int
         Number of data rows before ``table`` in ``source`` (chunked reading), so
         messages give the row number in the file.
+    groups : array, optional
+        Consecutive runs of equal labels, one per row, marking tables scored
+        together but independent of each other (the API's requests scored in one
+        batch): row numbers in messages and the cohort-level unit check are per
+        group, so no group's answer depends on another's rows.
 
     Returns
     -------
@@ -70,7 +76,7 @@ def predict(
     """
     bundle = model if isinstance(model, Bundle) else load_bundle(model, tracking_uri)
     table, problems = bundle.canonical(table, source)
-    frame, errors = prepare_input(bundle, table, source, first_row, problems)
+    frame, errors = prepare_input(bundle, table, source, first_row, problems, groups)
     return score_frame(bundle, table, frame, errors)
 
 
@@ -125,6 +131,7 @@ def prepare_input(
     source: str = "input",
     first_row: int = 0,
     problems: dict[int, list[str]] | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The model's input columns of ``table`` (already :meth:`Bundle.canonical`)
     as numbers (``site`` as text), and one message per row saying why it cannot be
@@ -140,7 +147,8 @@ def prepare_input(
     problems = {i: list(p) for i, p in (problems or {}).items()}
     schema = bundle.schema
     numeric = [c for c in frame.columns if c != SITE]
-    text_cols = [c for c in numeric if not pd.api.types.is_numeric_dtype(frame[c])]
+    dtypes = frame.dtypes
+    text_cols = [c for c in numeric if not pd.api.types.is_numeric_dtype(dtypes[c])]
     if text_cols:
         V = np.column_stack([_numbers(frame[c]) for c in numeric])
     else:
@@ -171,7 +179,12 @@ def prepare_input(
             "unit, fix the value or leave the cell empty"
         )
     V[infinite] = np.nan
-    _unit_problems(bundle, V, numeric, outside, problems)
+    if groups is None:
+        groups, offsets = np.zeros(len(V), dtype=int), np.zeros(len(V), dtype=int)
+    else:  # row numbers count from each group's first row
+        offsets = pd.Series(np.arange(len(V))).groupby(groups).transform("min")
+        groups, offsets = np.asarray(groups), offsets.to_numpy()
+    _unit_problems(bundle, V, numeric, outside, problems, groups)
     clean = pd.DataFrame(V, columns=numeric, index=frame.index)
     if SITE in frame.columns:
         clean.insert(frame.columns.get_loc(SITE), SITE, frame[SITE].astype("string"))
@@ -185,7 +198,8 @@ def prepare_input(
     ids = table["participant_id"] if "participant_id" in table.columns else None
     for i, found in problems.items():
         who = f" ({ids.iloc[i]})" if ids is not None and pd.notna(ids.iloc[i]) else ""
-        errors[i] = f"{source}, row {first_row + i + 1}{who}: " + "; ".join(found)
+        row = first_row + i - offsets[i] + 1
+        errors[i] = f"{source}, row {row}{who}: " + "; ".join(found)
     return clean, errors
 
 
@@ -195,10 +209,12 @@ def _unit_problems(
     numeric: list[str],
     outside: np.ndarray,
     problems: dict[int, list[str]],
+    groups: np.ndarray,
 ) -> None:
     """Rows with values in another unit than the model's: a value outside its
-    plausible range, or (with 5 or more rows) a column group whose typical value
-    is a known factor from the training cohort's (:mod:`features.units`)."""
+    plausible range, or (in a group of 5 or more rows) a column group whose
+    typical value is a known factor from the training cohort's
+    (:mod:`features.units`)."""
     for j, c in enumerate(numeric):
         check = units.check_for(c)
         if check is None:
@@ -211,13 +227,15 @@ def _unit_problems(
                 f"{units.implausible(c, float(V[i, j]))}; fix the value or its "
                 "unit, or leave the cell empty"
             )
-    if len(V) < 5:
-        return
-    frame = pd.DataFrame(V, columns=numeric)
-    for columns, message in units.cohort_mixups(frame, bundle.unit_reference):
-        given = ~np.isnan(frame[columns].to_numpy()).all(axis=1)
-        for i in np.flatnonzero(given):
-            problems.setdefault(i, []).append(message)
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        if len(rows) < 5:  # no typical value from fewer rows
+            continue
+        frame = pd.DataFrame(V[rows], columns=numeric)
+        for columns, message in units.cohort_mixups(frame, bundle.unit_reference):
+            given = ~np.isnan(frame[columns].to_numpy()).all(axis=1)
+            for i in rows[given]:
+                problems.setdefault(i, []).append(message)
 
 
 def _numbers(col: pd.Series) -> np.ndarray:

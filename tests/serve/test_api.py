@@ -636,3 +636,82 @@ def test_the_token_guards_every_route_but_health(tmp_path):
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+def test_a_batch_answers_each_request_as_it_would_be_answered_alone(bundle, table):
+    """Requests scored together (micro-batching): each answer equals its lone
+    answer; a bad request fails alone; the unit check of one request's rows
+    does not touch another's."""
+    from serve.api import predict_batch
+
+    records = _records(bundle, table.head(9))
+    qsm = [c for c in bundle.feature_columns if c.startswith("qsm_")]
+    with_qsm_rows = table[table[qsm].notna().any(axis=1)].head(6)
+    ppm = [
+        {k: (v / 1000 if k in qsm else v) for k, v in r.items()}
+        for r in _records(bundle, with_qsm_rows)
+    ]
+    requests_ = [records[:2], [{"nfl_pg_ml": "twelve"}], ppm, records[6:9]]
+    batch = predict_batch(bundle, requests_, max_records=100)
+    alone = [predict_batch(bundle, [r], max_records=100)[0] for r in requests_]
+    assert [status for _, status in batch] == [200, 422, 200, 200]
+    for (got, _), (want, _) in zip(batch, alone, strict=True):
+        assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True)
+    # the ppm request's rows are refused for their unit, the others' are not
+    with_qsm = [any(k in qsm for k in r) for r in ppm]
+    assert sum(with_qsm) >= 5
+    for answer, has in zip(batch[2][0]["predictions"], with_qsm, strict=True):
+        assert ("look like ppm" in answer["error"]) == has
+    assert all(p["error"] == "" for p in batch[3][0]["predictions"])
+    # one good batch: scored as one table, the same answers
+    good = [records[:2], records[2:3], records[3:9]]
+    together = predict_batch(bundle, good, max_records=100)
+    for (got, _), request in zip(together, good, strict=True):
+        want = predict_batch(bundle, [request], max_records=100)[0][0]
+        for g, w in zip(got["predictions"], want["predictions"], strict=True):
+            assert g.keys() == w.keys()
+            for key in g:
+                if isinstance(w[key], float):
+                    assert g[key] == pytest.approx(w[key], rel=1e-9, abs=1e-12)
+                else:
+                    assert g[key] == w[key]
+
+
+def test_concurrent_requests_get_their_own_answers(server, bundle, table):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, _, _ = server
+    records = _records(bundle, table.head(24))
+    expected = predict(bundle, records_to_frame(records, bundle), source="request")
+
+    def ask(i: int):
+        if i == 5:  # one bad request among them
+            body = {"records": [{"nfl_pg_ml": "n.d."}]}
+        else:
+            body = {"records": [records[i]]}
+        return requests.post(f"{url}/predict", json=body, timeout=60)
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(ask, range(len(records))))
+    assert answers[5].status_code == 422 and "n.d." in answers[5].text
+    for i, answer in enumerate(answers):
+        if i == 5:
+            continue
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["predictions"][0]
+        assert got["participant_id"] == records[i]["participant_id"]
+        for c in bundle.classes:
+            assert got[f"p_{c}"] == pytest.approx(expected[f"p_{c}"].iloc[i], abs=1e-9)
+
+
+def test_several_worker_processes_serve_the_model(trained, tmp_path_factory, bundle):
+    proc, url, _, log = _api(trained, tmp_path_factory, "api-workers", "--workers", "2")
+    try:
+        answer = requests.post(
+            f"{url}/predict", json={"records": [{"nfl_pg_ml": 30.0}]}, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"] == bundle.version
+    finally:
+        _stop(proc)
+    assert log.read_text().count("serving ") == 2  # each process loaded the model
