@@ -351,11 +351,13 @@ def predict_batch(
             records = [record for request in requests for record in request]
             frame = records_to_frame(records, bundle, len(records))
             groups = np.repeat(np.arange(len(requests)), sizes)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a request's own run says them
-                out = predict(bundle, frame, source="request", groups=groups)
-        except Exception:  # noqa: BLE001  (answered one by one below, with reasons)
-            pass
+            out = predict(bundle, frame, source="request", groups=groups)
+        except Exception as exc:  # noqa: BLE001  (answered one by one, with reasons)
+            log.info(
+                "batch of %d requests answered one by one: %s (message withheld)",
+                len(requests),
+                type(exc).__name__,
+            )
         else:
             rows = _rows(out)
             ends = np.cumsum(sizes)
