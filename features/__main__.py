@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         help="months between planned visits (6)",
     )
     sim.add_argument(
+        "--bold",
+        action="store_true",
+        help="also write fMRIPrep-style 4D BOLD (small, 8 mm) for the visits with "
+        "rs-fMRI: the input of group ICA in analysis plans",
+    )
+    sim.add_argument(
         "--overwrite", action="store_true", help="replace --out if it exists"
     )
     ext = sub.add_parser("extract", help="extract the features table of a cohort")
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 overwrite=args.overwrite,
                 sessions=args.sessions,
                 interval_months=args.interval_months,
+                bold=args.bold,
             )
             log.info(
                 "wrote %d simulated subjects to %s\n%s", args.n, out, SIMULATED_NOTICE

@@ -53,10 +53,13 @@ from features.smn_atlas import ATLAS_LABEL, SMN_REGIONS
 
 __all__ = [
     "FD_THRESHOLD_MM",
+    "BoldRun",
     "MIN_VOLUMES",
     "FmriInput",
+    "find_bold",
     "find_fmri",
     "fmri_features",
+    "load_bold",
     "region_timeseries",
 ]
 
@@ -165,12 +168,20 @@ def find_fmri(
                 "fmri_regions.tsv (columns atlas, column, region; region one of "
                 f"{', '.join(SMN_REGIONS)})."
             )
+    bold = find_bold(cohort_dir, pid, session)
+    return None if bold is None else FmriInput("bold", bold[0], notes=bold[1])
+
+
+def find_bold(
+    cohort_dir: Path, pid: str, session: str
+) -> tuple[Path, tuple[str, ...]] | None:
+    """The fMRIPrep resting-state BOLD of one subject-visit (the first run) and
+    notes naming the runs passed over, or None."""
     prep = _func_dir(cohort_dir, "fmriprep", pid, session)
     bolds = sorted(prep.glob(f"{pid}*task-rest*_desc-preproc_bold.nii*"))
     if not bolds:
         return None
-    notes = tuple(f"{p.name} not used: one run per visit" for p in bolds[1:])
-    return FmriInput("bold", bolds[0], notes=notes)
+    return bolds[0], tuple(f"{p.name} not used: one run per visit" for p in bolds[1:])
 
 
 def _source(name: str) -> str:
@@ -346,7 +357,45 @@ def _qc(kept: int | None, fd, total: int | None) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class BoldRun:
+    """One preprocessed BOLD run, read and checked by :func:`load_bold`.
+
+    ``img`` is float32 in memory; ``labels`` the SMN atlas on its grid (nearest
+    neighbour); ``confounds`` the six motion parameters (volumes x 6) or None;
+    ``kept`` the indices of volumes with FD <= :data:`FD_THRESHOLD_MM`; ``fd`` the
+    framewise displacement of every volume or None; ``notes`` what was not done.
+    """
+
+    path: Path
+    img: object
+    labels: object
+    tr: float
+    confounds: np.ndarray | None
+    kept: np.ndarray
+    fd: np.ndarray | None
+    notes: tuple[str, ...]
+
+    @property
+    def qc(self) -> dict[str, float]:
+        return _qc(len(self.kept), self.fd, self.img.shape[3])
+
+
 def _bold_timeseries(path: Path):
+    run = load_bold(path)
+    signals = reduce_bold(run.img, run.labels, run.tr, run.confounds, run.kept)
+    return signals, run.kept * run.tr, run.qc, list(run.notes)
+
+
+def load_bold(path: Path) -> BoldRun:
+    """Read a preprocessed BOLD run with its sidecar and confounds, and check it.
+
+    Raises
+    ------
+    FmriInputError
+        Not MNI space, unreadable or truncated, not 4D, no repetition time, not on
+        an MNI grid, confounds of another run, fewer than :data:`MIN_VOLUMES` kept.
+    """
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
     from nilearn.image import resample_to_img
@@ -441,8 +490,7 @@ def _bold_timeseries(path: Path):
             "from the fMRIPrep output."
         ) from err
     img = nib.Nifti1Image(data, img.affine, img.header)
-    signals = reduce_bold(img, labels, float(tr), confounds, kept)
-    return signals, kept * float(tr), _qc(len(kept), fd, n_vols), notes
+    return BoldRun(path, img, labels, float(tr), confounds, kept, fd, tuple(notes))
 
 
 def reduce_bold(img, labels, tr: float, confounds, kept: np.ndarray) -> pd.DataFrame:

@@ -596,11 +596,31 @@ def load_table(cfg: AnalyzeConfig) -> tuple[pd.DataFrame, str, bool]:
     return table, str(cohort), simulated
 
 
+#: What a plan with ``[ica]`` writes besides its measures.
+ICA_OUTPUTS = ("ica_subjects.csv", "ica_components.nii.gz")
+
+
+def _group_ica(cfg: AnalyzeConfig, plan: Plan, table: pd.DataFrame, source: str):
+    """(loadings, fitted GroupICA, notes) of the plan's ``[ica]`` on the cohort."""
+    from features.group_ica import cohort_loadings
+
+    if cfg.features is not None:
+        raise plan.fail(
+            "[ica] decomposes the cohort's BOLD images, which a features table does "
+            "not hold: pass --cohort DIR instead of --features (or remove [ica]).",
+            "ica",
+        )
+    settings = {**plan.ica, "seed": int(plan.settings.get("seed", 0))}
+    return cohort_loadings(Path(source), table, settings, plan.subject)
+
+
 def _outputs(cfg: AnalyzeConfig, plan: Plan) -> list[Path]:
     out = Path(cfg.out)
     names = ["results.csv", "report.html", "plan.toml"] + [
         f"{m.name}.csv" for m in plan.measures
     ]
+    if plan.ica is not None:
+        names += list(ICA_OUTPUTS)
     targets = [out / n for n in names]
     existing = [t for t in targets if t.exists()]
     if existing and not cfg.overwrite:
@@ -625,6 +645,9 @@ def run(cfg: AnalyzeConfig) -> Analysis:
         plan.settings["label"] = cfg.label_column
     _outputs(cfg, plan)  # refuse before any work
     table, source, simulated = load_table(cfg)
+    ica = _group_ica(cfg, plan, table, source) if plan.ica is not None else None
+    if ica is not None:
+        table = pd.concat([table, ica[0]], axis=1)
     analysis = run_plan(plan, table)
     out = Path(cfg.out)
     try:
@@ -643,6 +666,17 @@ def run(cfg: AnalyzeConfig) -> Analysis:
                 out / f"{m.name}_subjects.csv",
                 lambda p, m=m: analysis.subjects[m.name].to_csv(p, index=False),
             )
+    if ica is not None:
+        loadings, fitted, notes = ica
+        keys = [c for c in (plan.subject, "session") if c in table.columns]
+        decomposed = table.loc[loadings.notna().any(axis=1), keys + list(loadings)]
+        _write(out / "ica_subjects.csv", lambda p: decomposed.to_csv(p, index=False))
+        _write(
+            out / "ica_components.nii.gz",
+            lambda p: fitted.canica_.components_img_.to_filename(p),
+        )
+        analysis.notes[:0] = notes
+        log.info("%s; wrote ica_subjects.csv, ica_components.nii.gz", fitted.describe())
     _write(out / "plan.toml", lambda p: shutil.copyfile(plan.path, p))
     _write(
         out / "report.html",

@@ -25,6 +25,11 @@ closest names in the table). The format, with every key::
     classes = ["ALS"]               # (other classes are kept); omit = every row
     where = "months_since_onset <= 12"
 
+    [ica]                           # group ICA of the cohort's fMRIPrep BOLD
+    n_components = 20               # (needs --cohort): adds ica_smn_sma, _m1,
+    smoothing_fwhm = 6.0            # _s1, _precuneus at each participant's first
+    n_init = 10                     # visit with BOLD (features.group_ica)
+
     [[measure]]
     name = "gm_als_vs_hc"           # one CSV and one report section per measure
     test = "ancova"                 # see TESTS
@@ -157,6 +162,8 @@ class Plan:
     derived: dict[str, str]
     strata: dict[str, Stratum]
     measures: list[Measure] = field(default_factory=list)
+    #: ``[ica]``: group ICA of the cohort's BOLD (features.group_ica), or None.
+    ica: dict | None = None
 
     @property
     def label(self) -> str:
@@ -368,6 +375,31 @@ class Plan:
                 )
 
 
+#: ``[ica]`` keys and their defaults (features.group_ica.GroupICA).
+ICA_KEYS = {"n_components": 20, "smoothing_fwhm": 6.0, "n_init": 10}
+
+
+def _ica_settings(plan: Plan, raw) -> dict:
+    if not isinstance(raw, dict):
+        raise plan.fail("[ica] must be a table of settings.", "ica")
+    for key, value in raw.items():
+        if key not in ICA_KEYS:
+            raise plan.fail(
+                f"unknown [ica] key {key!r}{closest(key, ICA_KEYS)}; [ica] has "
+                f"{', '.join(ICA_KEYS)}.",
+                key,
+            )
+        integer = key != "smoothing_fwhm"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int if integer else int | float)
+            or value < (1 if integer else 0)
+        ):
+            want = "a whole number >= 1" if integer else "a number of mm >= 0"
+            raise plan.fail(f"[ica] {key} = {value!r} must be {want}.", key)
+    return {**ICA_KEYS, **raw}
+
+
 def read_plan(path: str | Path) -> Plan:
     """Read and check the structure of a plan file (no table needed)."""
     path = Path(path)
@@ -396,12 +428,14 @@ def read_plan(path: str | Path) -> Plan:
                 f"unknown [plan] key {key!r}{closest(key, PLAN_KEYS)}.", key
             )
     for key in raw:
-        if key not in ("plan", "derived", "strata", "measure"):
+        if key not in ("plan", "derived", "strata", "ica", "measure"):
             raise plan.fail(
                 f"unknown table [{key}]; a plan has [plan], [derived], "
-                "[strata.NAME] and [[measure]].",
+                "[strata.NAME], [ica] and [[measure]].",
                 key,
             )
+    if "ica" in raw:
+        plan.ica = _ica_settings(plan, raw["ica"])
     plan.derived = {str(k): str(v) for k, v in raw.get("derived", {}).items()}
     for name, st in raw.get("strata", {}).items():
         unknown = set(st) - {"classes", "where"}

@@ -58,6 +58,7 @@ def simulate_cohort(
     n_jobs: int = -1,
     sessions: int = 1,
     interval_months: float = 6.0,
+    bold: bool = False,
 ) -> Path:
     """Write a simulated cohort of ``n`` subjects to ``out``.
 
@@ -76,6 +77,10 @@ def simulate_cohort(
         them. With ``sessions`` > 1 every subject is followed up as
         `longitudinal.follow_up` describes, with dropout, and the cohort has
         ``ses-<label>`` visits and ``sessions.tsv``.
+    bold : bool
+        Also write fMRIPrep-style 4D BOLD (8 mm grid, about 150 kB a visit) for
+        the visits with rs-fMRI, beside their XCP-D outputs: the input of group
+        ICA (``[ica]`` in analysis plans).
 
     Returns
     -------
@@ -104,7 +109,8 @@ def simulate_cohort(
         _write_tables(visits, tmp)
         atlas = load_atlas()
         Parallel(n_jobs=n_jobs)(
-            delayed(_write_subject)(row, tmp, atlas, seed) for row in _rows(visits)
+            delayed(_write_subject)(row, tmp, atlas, seed, bold)
+            for row in _rows(visits)
         )
         _write_truth(obs, post, tmp, n, seed)
         if course is not None:
@@ -276,7 +282,9 @@ def _ncs_long(ncs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _write_subject(r: dict, root: Path, atlas: Atlas, seed: int) -> None:
+def _write_subject(
+    r: dict, root: Path, atlas: Atlas, seed: int, bold: bool = False
+) -> None:
     k = _visit_index(r)
     pid = subject_key(r["participant_id"], r.get("session", ""))
     rng = np.random.default_rng([seed, int(r["participant_id"][4:]), *[k] * (k > 0)])
@@ -285,6 +293,8 @@ def _write_subject(r: dict, root: Path, atlas: Atlas, seed: int) -> None:
         _write_freesurfer(r, root / "derivatives" / "freesurfer" / pid / "stats", rng)
     if sim_fmri.has_fmri(r):
         sim_fmri.write_xcpd(r, root, seed, k)
+        if bold:
+            sim_fmri.write_fmriprep(r, root, seed, k)
     if r["avail_mrs"]:
         path = root / "derivatives" / "lcmodel" / pid / f"{pid}_voi-SMA_lcmodel.table"
         _write_lcmodel(r, path, rng)

@@ -21,6 +21,7 @@ volumes over 0.5 mm are censored as XCP-D's linc mode does (rows removed).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -78,19 +79,27 @@ def motion(rng: np.random.Generator) -> pd.DataFrame:
     return table
 
 
-def write_xcpd(r: dict, root: Path, seed: int, k: int) -> None:
-    """XCP-D-style outputs of one visit under ``root/derivatives/xcp_d``."""
-    pid, ses = r["participant_id"], r.get("session", "")
-    rng = np.random.default_rng([seed, int(pid[4:]), k, 7])
+def _visit(r: dict, seed: int, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The region signals and motion of one visit (the same for both outputs)."""
+    rng = np.random.default_rng([seed, int(r["participant_id"][4:]), k, 7])
     ratio = (r["fs_precentral_l_mm3"] + r["fs_precentral_r_mm3"]) / (
         r["fs_precuneus_l_mm3"] + r["fs_precuneus_r_mm3"]
     )
-    signals = region_signals(float(ratio), rng) * 50.0
-    moves = motion(rng)
+    return region_signals(float(ratio), rng) * 50.0, motion(rng)
+
+
+def _source(r: dict) -> tuple[str, str]:
+    pid, ses = r["participant_id"], r.get("session", "")
+    return pid, (f"{pid}_{ses}_task-rest" if ses else f"{pid}_task-rest")
+
+
+def write_xcpd(r: dict, root: Path, seed: int, k: int) -> None:
+    """XCP-D-style outputs of one visit under ``root/derivatives/xcp_d``."""
+    signals, moves = _visit(r, seed, k)
     kept = moves["framewise_displacement"].to_numpy() <= 0.5
-    folder = root / "derivatives" / "xcp_d" / pid / (ses or "") / "func"
+    pid, source = _source(r)
+    folder = root / "derivatives" / "xcp_d" / pid / r.get("session", "") / "func"
     folder.mkdir(parents=True, exist_ok=True)
-    source = f"{pid}_{ses}_task-rest" if ses else f"{pid}_task-rest"
     stem = f"{source}_space-MNI152NLin2009cAsym_atlas-{ATLAS_LABEL}"
     kept_signals = signals[kept].reset_index(drop=True)
     kept_signals.to_csv(
@@ -116,6 +125,50 @@ def write_xcpd(r: dict, root: Path, seed: int, k: int) -> None:
     )
 
 
+def write_fmriprep(r: dict, root: Path, seed: int, k: int) -> None:
+    """fMRIPrep-style BOLD of one visit under ``root/derivatives/fmriprep``: the
+    visit's region signals (those of :func:`write_xcpd`) in the labelled voxels of
+    :func:`bold_labels` plus voxel noise, its sidecar and confounds."""
+    signals, moves = _visit(r, seed, k)
+    pid, source = _source(r)
+    folder = root / "derivatives" / "fmriprep" / pid / r.get("session", "") / "func"
+    stem = f"{source}_space-MNI152NLin2009cAsym_desc-preproc_bold"
+    rng = np.random.default_rng([seed, int(pid[4:]), k, 8])
+    write_bold(folder / f"{stem}.nii.gz", signals, bold_labels(), rng)
+    (folder / f"{stem}.json").write_text(json.dumps({"RepetitionTime": TR}))
+    moves.to_csv(
+        folder / f"{source}_desc-confounds_timeseries.tsv",
+        sep="\t",
+        index=False,
+        float_format="%.6g",
+    )
+
+
+#: The simulated BOLD grid: MNI, 8 mm isotropic (real fMRIPrep output is 2 mm;
+#: coarse here so that a cohort's BOLD stays a few MB).
+BOLD_AFFINE = np.array(
+    [[8.0, 0, 0, -96], [0, 8, 0, -132], [0, 0, 8, -72], [0, 0, 0, 1]]
+)
+BOLD_SHAPE = (25, 30, 24)
+
+
+@functools.cache
+def bold_labels() -> nib.Nifti1Image:
+    """The SMN atlas on :data:`BOLD_AFFINE` (nearest neighbour)."""
+    from nilearn.image import resample_to_img
+
+    from features.smn_atlas import smn_atlas
+
+    target = nib.Nifti1Image(np.zeros(BOLD_SHAPE, np.int8), BOLD_AFFINE)
+    return resample_to_img(
+        smn_atlas().labels_img,
+        target,
+        interpolation="nearest",
+        force_resample=True,
+        copy_header=True,
+    )
+
+
 def write_bold(
     path: Path,
     signals: pd.DataFrame,
@@ -124,13 +177,18 @@ def write_bold(
     noise: float = 1.0,
 ) -> None:
     """A 4D BOLD image on the grid of ``labels_img``: each labelled voxel carries its
-    region's signal plus white noise, int16 around 1000 (for the reader's tests)."""
+    region's signal (signal units: the region signals' SD is 1 before scaling) plus
+    white noise, int16 around 1000; voxels outside the regions are 0 (as if
+    masked), which keeps the files small."""
     labels = np.asarray(labels_img.dataobj).astype(int)
     n = len(signals)
-    data = rng.normal(0, noise, (*labels.shape, n)).astype(np.float32)
+    inside = labels > 0
+    data = np.zeros((*labels.shape, n), np.float32)
+    data[inside] = 1000 + 20 * rng.normal(0, noise, (int(inside.sum()), n))
+    scale = 20 / signals.to_numpy(float).std()
     for region, value in SMN_REGIONS.items():
-        data[labels == value] += signals[region].to_numpy(np.float32)
-    img = nib.Nifti1Image((1000 + 20 * data).astype(np.int16), labels_img.affine)
+        data[labels == value] += scale * signals[region].to_numpy(np.float32)
+    img = nib.Nifti1Image(np.round(data).astype(np.int16), labels_img.affine)
     img.header.set_xyzt_units("mm", "sec")
     img.header["pixdim"][4] = TR
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -391,7 +391,7 @@ def test_reduce_bold_equals_nilearns_labels_masker(tmp_path, labels8):
 def test_a_truncated_bold_file_is_refused(tmp_path, labels8):
     path = _bold(tmp_path, labels8, _signals())
     whole = path.read_bytes()
-    path.write_bytes(whole[:300])
+    path.write_bytes(whole[:40])  # the header cut
     with pytest.raises(FmriInputError, match="not a readable NIfTI"):
         fmri_features(tmp_path, PID, "")
     path.write_bytes(whole[: len(whole) // 2])

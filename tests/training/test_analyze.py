@@ -4,10 +4,12 @@ MLflow, and the report in headless Chromium."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
 
+import nibabel as nib
 import pandas as pd
 import pytest
 
@@ -23,7 +25,9 @@ PLANS_ALL = sorted(PLANS.glob("*.toml"))
 REPEATED = [
     p for p in PLANS_ALL if all(m.test in LONGITUDINAL for m in read_plan(p).measures)
 ]
-SHIPPED = [p for p in PLANS_ALL if p not in REPEATED]
+#: Plans with group ICA need a cohort with BOLD images.
+WITH_ICA = [p for p in PLANS_ALL if read_plan(p).ica is not None]
+SHIPPED = [p for p in PLANS_ALL if p not in REPEATED + WITH_ICA]
 TABLES = Path(__file__).resolve().parents[1] / "data" / "tables"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -377,3 +381,54 @@ def test_a_combat_fallback_is_said_in_the_notes(tmp_path, table150):
     )
     note = run_plan(read_plan(plan), few).notes[0]
     assert "site(s) siteA" in note and "fewer than 3 'HC' rows" in note
+
+
+@pytest.fixture(scope="module")
+def bold_cohort(tmp_path_factory):
+    """60 simulated subjects, BOLD for the 30 with rs-fMRI."""
+    folder = tmp_path_factory.mktemp("bold") / "sim"
+    return simulate_cohort(folder, n=60, seed=4, bold=True)
+
+
+@pytest.mark.parametrize("plan", WITH_ICA, ids=lambda p: p.stem)
+def test_group_ica_plans_run_on_a_cohort_with_bold(plan, bold_cohort, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="training.analyze")
+    out = tmp_path / "ica"
+    argv = ["analyze", "--plan", str(plan), "--cohort", str(bold_cohort),
+            "--out", str(out), "--jobs", "1"]  # fmt: skip
+    assert main(argv) == 0
+    loadings = pd.read_csv(out / "ica_subjects.csv")
+    with_bold = sorted(
+        p.name for p in (bold_cohort / "derivatives" / "fmriprep").glob("sub-*")
+    )
+    assert sorted(loadings["participant_id"]) == with_bold
+    assert loadings.filter(like="ica_smn_").notna().all().all()
+    components = nib.load(out / "ica_components.nii.gz")
+    assert components.shape[3] == read_plan(plan).ica["n_components"]
+    # the participants left out are said, by name
+    assert f"{60 - len(with_bold)} participants without fMRIPrep BOLD" in caplog.text
+    assert f"group ICA of {len(with_bold)} BOLD runs" in caplog.text
+    results = pd.read_csv(out / "results.csv")
+    sma = results[
+        (results["measure"] == "smn_loading_vs_ratio_all")
+        & (results["variable"] == "fs_m1_precuneus_ratio ~ ica_smn_sma")
+    ]
+    assert len(sma) == 1 and sma["estimate"].iloc[0] < 0  # the report's sign
+
+
+def test_group_ica_needs_the_cohort_not_a_table(tmp_path, table150, caplog):
+    features = tmp_path / "features.tsv"
+    table150.to_csv(features, sep="\t", index=False)
+    argv = ["analyze", "--plan", str(WITH_ICA[0]), "--features", str(features),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 2
+    assert "pass --cohort DIR instead of --features" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_group_ica_on_a_cohort_without_bold_says_so(workdir, caplog):
+    argv = ["analyze", "--plan", str(WITH_ICA[0]), "--out", str(workdir / "noica"),
+            "--jobs", "1"]  # fmt: skip
+    assert main(argv) == 2
+    assert "group ICA needs at least 10 BOLD runs" in caplog.text
+    assert not (workdir / "noica" / "results.csv").exists()

@@ -255,3 +255,29 @@ def test_repeated_visits_mixed_model_and_change(tmp_path):
     path = plan_file(tmp_path, body, '[plan]\nname = "v"\n')
     with pytest.raises(PlanError, match="time column 'months_since_baseline' is not"):
         run_plan(read_plan(path), visits)
+
+
+@pytest.mark.parametrize(
+    "ica, message",
+    [
+        ("n_component = 3", r"plan.toml:\d+: unknown \[ica\] key 'n_component' "
+         r"\(closest: n_components"),
+        ("n_components = 0", r"\[ica\] n_components = 0 must be a whole number >= 1"),
+        ("smoothing_fwhm = 'six'", r"smoothing_fwhm = 'six' must be a number of mm"),
+        ("n_init = true", r"\[ica\] n_init = True must be a whole number"),
+    ],
+)  # fmt: skip
+def test_a_bad_ica_setting_names_its_line(tmp_path, ica, message):
+    path = plan_file(
+        tmp_path, f'[ica]\n{ica}\n\n[[measure]]\nname = "m"\ntest = "welch"\n'
+    )
+    with pytest.raises(PlanError, match=message):
+        read_plan(path)
+
+
+def test_ica_settings_default_to_nilearns(tmp_path):
+    path = plan_file(
+        tmp_path, '[ica]\nn_components = 4\n\n[[measure]]\nname = "m"\ntest = "welch"\n'
+    )
+    settings = {"n_components": 4, "smoothing_fwhm": 6.0, "n_init": 10}
+    assert read_plan(path).ica == settings
