@@ -347,8 +347,10 @@ PLACEHOLDERS = {
 
 
 #: Column prefixes of the imaging modalities (FreeSurfer, diffusion, QSM,
-#: spectroscopy, atlas grey-matter volumes): what ComBat harmonises by default.
-IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_")
+#: spectroscopy, atlas grey-matter volumes, rs-fMRI): what ComBat harmonises by
+#: default (functional connectivity too: Yu et al., Hum Brain Mapp 2018;39:4213,
+#: refs#fmri). The fMRI QC columns (qc_fmri_) are not harmonised.
+IMAGING_PREFIXES = ("fs_", "dti_", "qsm_", "mrs_", "vbm_", "fmri_")
 #: The modality of a column the dictionary lacks (a lab's own names).
 UNDOCUMENTED = "undocumented"
 

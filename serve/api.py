@@ -384,9 +384,15 @@ class MicroBatcher:
     grow by themselves and the per-request cost of a pipeline call (mostly
     per-column work, nearly the same for 1 row as for 50) is shared."""
 
-    def __init__(self, score: Callable[[list], list[Answer]], max_batch: int = 64):
+    def __init__(
+        self,
+        score: Callable[[list], list[Answer]],
+        max_batch: int = 64,
+        gather_s: float = 0.004,
+    ):
         self.score = score
         self.max_batch = max_batch
+        self.gather_s = gather_s
         self.waiting: list[tuple[Any, asyncio.Future]] = []
         self.running = False
 
@@ -401,8 +407,12 @@ class MicroBatcher:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
+        clients = 1
         try:
-            while self.waiting:
+            while True:
+                await self._gather(clients)  # also when none is waiting yet
+                if not self.waiting:
+                    break
                 batch = self.waiting[: self.max_batch]
                 del self.waiting[: self.max_batch]
                 items = [item for item, _ in batch]
@@ -413,8 +423,23 @@ class MicroBatcher:
                 for (_, future), answer in zip(batch, answers, strict=True):
                     if not future.done():
                         future.set_result(answer)
+                # the clients now answered, and those that came while scoring
+                clients = min(len(batch) + len(self.waiting), self.max_batch)
         finally:
             self.running = False
+
+    async def _gather(self, clients: int) -> None:
+        """Under load (``clients``: the requests answered by the last batch plus
+        those that were waiting), give the clients just answered up to
+        :attr:`gather_s` to send their next request, so that the next batch holds
+        them all instead of the one or two requests that arrived while the answers
+        were going out (a batch costs nearly the same whatever its size). A lone
+        request never waits."""
+        if clients <= 1:
+            return
+        deadline = time.perf_counter() + self.gather_s
+        while len(self.waiting) < clients and time.perf_counter() < deadline:
+            await asyncio.sleep(0.0005)
 
 
 def _rows(out: pd.DataFrame) -> list[dict[str, Any]]:

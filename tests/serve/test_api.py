@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -715,3 +716,35 @@ def test_several_worker_processes_serve_the_model(trained, tmp_path_factory, bun
     finally:
         _stop(proc)
     assert log.read_text().count("serving ") == 2  # each process loaded the model
+
+
+def test_the_batcher_keeps_batches_full_under_steady_load():
+    """Clients that send their next request as soon as they are answered: after the
+    first batches, each batch holds every client instead of alternating a full
+    batch with the one or two requests that arrived while answers went out."""
+    from serve.api import MicroBatcher
+
+    sizes: list[int] = []
+
+    def score(items):
+        sizes.append(len(items))
+        time.sleep(0.01)  # a batch costs the same whatever its size
+        return [({"item": i}, 200) for i in items]
+
+    async def run():
+        batcher = MicroBatcher(score, max_batch=64)
+
+        async def client(k):
+            for n in range(10):
+                content, status = await batcher.submit((k, n))
+                assert content == {"item": (k, n)} and status == 200
+                await asyncio.sleep(0.001 + 0.00015 * k)  # each its own turnaround
+
+        await asyncio.gather(*(client(k) for k in range(16)))
+        lone = await batcher.submit("alone")  # no load: answered at once
+        assert lone == ({"item": "alone"}, 200)
+
+    asyncio.run(run())
+    assert sum(sizes) == 16 * 10 + 1
+    assert sizes[-1] == 1
+    assert sizes[:-1] == [16] * 10
