@@ -68,6 +68,19 @@ def main(argv: list[str] | None = None) -> int:
         help="resample maps not on the MNI152 2 mm grid (reported) instead of "
         "rejecting them",
     )
+    ext.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="extract on a Dask cluster: 'local', 'local:N' (N worker processes "
+        "here) or a scheduler address tcp://host:8786 (needs pip install '.[dask]')",
+    )
+    ext.add_argument(
+        "--partitions",
+        type=Path,
+        help="keep each subject-visit's values in this folder as they are "
+        "computed and reuse them on a rerun (with --dask the default is "
+        "<out>.partitions/, removed once the table is written)",
+    )
     doc = sub.add_parser("dictionary", help="write the features data dictionary")
     doc.add_argument("--out", type=Path, required=True, help="Markdown file to write")
     args = parser.parse_args(argv)
@@ -98,18 +111,28 @@ def main(argv: list[str] | None = None) -> int:
                 tmp.write_text(to_markdown() + "\n", encoding="utf-8")
             log.info("wrote %s", args.out)
         else:
+            import shutil
+
+            from features.executor import executor
             from features.extract import extract_features
             from features.io import output_path, write_table
 
             output_path(args.out, overwrite=args.overwrite)  # before the work
-            result = extract_features(
-                args.cohort,
-                strict=args.strict,
-                n_jobs=args.jobs,
-                resample=args.resample,
-                progress=True,
-            )
+            partitions = args.partitions
+            if partitions is None and args.dask:
+                partitions = args.out.with_name(args.out.name + ".partitions")
+            with executor(args.dask):
+                result = extract_features(
+                    args.cohort,
+                    strict=args.strict,
+                    n_jobs=args.jobs,
+                    resample=args.resample,
+                    progress=True,
+                    partitions=partitions,
+                )
             write_table(result.table, args.out, overwrite=args.overwrite)
+            if partitions is not None and args.partitions is None:
+                shutil.rmtree(partitions, ignore_errors=True)
             log.info("%s\nwrote %s", result.summary(), args.out)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         log.error("error: %s", exc)

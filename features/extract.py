@@ -35,6 +35,7 @@ from features.fmri import fmri_features, read_region_mapping
 from features.freesurfer import freesurfer_features
 from features.lcmodel import mrs_features, read_mrs_table
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
+from features.partitions import PartitionStore
 from features.tables import (
     read_clinical,
     read_peripheral_mri,
@@ -139,6 +140,16 @@ def _subject_imaging(
     return out, issues
 
 
+def _subject_partition(store: PartitionStore, key: str, *args) -> tuple[dict, list]:
+    """:func:`_subject_imaging`, read back from ``store`` when it holds ``key``."""
+    saved = store.load(key)
+    if saved is not None:
+        return saved
+    result = _subject_imaging(*args)
+    store.save(key, result)
+    return result
+
+
 def _fmri(cohort_dir: Path, pid: str, session: str, mapping, source: list) -> dict:
     """rs-fMRI features; the file they came from is appended to ``source``."""
     values, path = fmri_features(cohort_dir, pid, session, mapping)
@@ -155,6 +166,7 @@ def extract_features(
     atlas: Atlas | None = None,
     resample: bool = False,
     progress: bool = False,
+    partitions: Path | None = None,
 ) -> Extraction:
     """Extract the features table of the cohort at ``cohort_dir``.
 
@@ -173,6 +185,10 @@ def extract_features(
         instead of rejecting them.
     progress : bool
         Show a progress bar over subjects.
+    partitions : Path, optional
+        Keep each subject-visit's imaging values in this folder as they are
+        computed, keyed by their inputs, and reuse those already there
+        (:mod:`features.partitions`): a rerun after a crash computes only the rest.
 
     Returns
     -------
@@ -215,11 +231,26 @@ def extract_features(
         load_atlas()  # build the disk cache once; each worker then loads it once
     keys = list(participants.index)
     root = cohort_dir.absolute()
-    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        # absolute: joblib may reuse worker processes started in another directory
-        delayed(_subject_imaging)(root, pid, ses, atlas, strict, resample, fmri_mapping)
-        for pid, ses in keys
-    )
+    args = (atlas, strict, resample, fmri_mapping)
+    if partitions is None:
+        work = [delayed(_subject_imaging)(root, pid, ses, *args) for pid, ses in keys]
+    else:
+        store = PartitionStore(
+            partitions,
+            root,
+            {
+                "strict": strict,
+                "resample": resample,
+                "atlas": "default" if atlas is None else id(atlas),
+                "mapping": None if fmri_mapping is None else fmri_mapping.to_csv(),
+            },
+        )
+        named = store.keys(keys)
+        work = [
+            delayed(_subject_partition)(store, named[k], root, *k, *args) for k in keys
+        ]
+    # absolute root: joblib may reuse worker processes started in another directory
+    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(work)
     rows = []
     for values, found in tqdm(
         jobs, total=len(keys), desc="extracting", unit="subject", disable=not progress

@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
                 help="rows read, scored and written at a time",
             )
             p.add_argument("--no-progress", action="store_true")
+            p.add_argument(
+                "--dask",
+                metavar="ADDRESS",
+                help="score the chunks on a Dask cluster: 'local', 'local:N' or "
+                "tcp://host:8786 (needs pip install '.[dask]')",
+            )
         elif name == "monitor":
             p.add_argument(
                 "--max-subjects",
@@ -166,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     overwrite=args.overwrite,
                     chunk_size=args.chunk_size,
                     progress=not args.no_progress,
+                    dask=args.dask,
                 )
             )
             log.info("%s", report.summary())

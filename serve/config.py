@@ -64,9 +64,14 @@ class ScoreConfig:
     overwrite: bool = False
     chunk_size: int = 50_000
     progress: bool = True
+    dask: str | None = None
 
     def __post_init__(self) -> None:
         _one_input(self.cohort, self.features)
+        if self.dask is not None:
+            from features.executor import parse_address
+
+            parse_address(self.dask)
         if self.chunk_size < 1:
             raise ValueError(
                 f"--chunk-size {self.chunk_size}; it must be a positive number of "

@@ -10,6 +10,8 @@ asked).
 from __future__ import annotations
 
 import logging
+import warnings
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,16 +70,21 @@ class ScoreReport:
 
 
 def run_score(cfg: ScoreConfig) -> ScoreReport:
-    """Score ``cfg.cohort`` or ``cfg.features`` with ``cfg.source``'s model."""
+    """Score ``cfg.cohort`` or ``cfg.features`` with ``cfg.source``'s model, on
+    the Dask cluster of ``cfg.dask`` when given."""
+    from features.executor import executor
+
     out = output_path(cfg.out, overwrite=cfg.overwrite, types=OUTPUT_TYPES)
     bundle = load_bundle(
         cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
     )
-    return score_file(bundle, cfg, out)
+    with executor(cfg.dask) as client:
+        return score_file(bundle, cfg, out, client)
 
 
-def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path) -> ScoreReport:
-    """Score chunk by chunk into a temporary file, then move it onto ``out``."""
+def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path, client=None) -> ScoreReport:
+    """Score chunk by chunk into a temporary file, then move it onto ``out``
+    (chunks scored on the workers of the Dask ``client`` when given)."""
     from tqdm.auto import tqdm
 
     report = ScoreReport(out, bundle.version)
@@ -89,16 +96,52 @@ def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path) -> ScoreReport:
             with tqdm(
                 total=total, unit="row", desc="scoring", disable=not cfg.progress
             ) as bar:
-                for first, chunk in chunks:
-                    preds = predict(bundle, chunk, source=name, first_row=first)
+                for preds in _scored(bundle, chunks, name, client):
                     writer.write(preds)
                     report.add(preds)
-                    bar.update(len(chunk))
+                    bar.update(len(preds))
         finally:
             writer.close()
         if report.n_rows == 0:
             raise ValueError(f"{name}: no rows to score.")
     return report
+
+
+def _scored(bundle: Bundle, chunks, name: str, client) -> Iterator[pd.DataFrame]:
+    """Each chunk's predictions, in input order. On a Dask cluster the bundle is
+    sent to every worker once, at most two chunks per worker are in flight (the
+    driver's memory stays bounded by the chunk size), and warnings raised on a
+    worker are raised again here, so they reach the log as they do embedded."""
+    if client is None:
+        for first, chunk in chunks:
+            yield predict(bundle, chunk, source=name, first_row=first)
+        return
+    remote = client.scatter(bundle, broadcast=True, hash=False)
+    limit = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    pending: deque = deque()
+
+    def collect():
+        preds, caught = pending.popleft().result()
+        for category, message in caught:
+            warnings.warn(message, category, stacklevel=3)
+        return preds
+
+    for first, chunk in chunks:
+        pending.append(
+            client.submit(_predict_chunk, remote, chunk, name, first, pure=False)
+        )
+        if len(pending) >= limit:
+            yield collect()
+    while pending:
+        yield collect()
+
+
+def _predict_chunk(bundle: Bundle, chunk: pd.DataFrame, name: str, first: int):
+    """On a worker: the chunk's predictions and the warnings raised meanwhile."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        preds = predict(bundle, chunk, source=name, first_row=first)
+    return preds, [(w.category, str(w.message)) for w in caught]
 
 
 def read_chunks(

@@ -54,3 +54,54 @@ def trained(tmp_path_factory, small_cohort):
     finally:
         os.chdir(cwd)
     return result, cfg
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (Debian's package, as ``make test`` installs)
+    on a loopback port, stopped after the session. Yields ``createdb(name)`` that
+    creates a database and returns its SQLAlchemy URL."""
+    import glob
+    import shutil
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; `make test` installs it.")
+        pytest.skip("PostgreSQL is not installed (make test installs it)")
+    bin_dir = Path(found[-1]).parent
+    folder = Path(tempfile.mkdtemp(prefix="alsdx-pg-", dir="/tmp"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(folder, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", _free_port()
+
+    def pg(tool: str, *args: str) -> None:
+        subprocess.run([*as_user, str(bin_dir / tool), *args], check=True,
+                       capture_output=True, text=True)  # fmt: skip
+
+    pg("initdb", "-D", str(data), "-U", "alsdx", "--auth=trust", "-E", "UTF8")
+    options = f"-h 127.0.0.1 -p {port} -k {folder}"
+    pg("pg_ctl", "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w",
+       "start")  # fmt: skip
+
+    def createdb(name: str) -> str:
+        pg("createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "alsdx", name)
+        return f"postgresql://alsdx@127.0.0.1:{port}/{name}"
+
+    try:
+        yield createdb
+    finally:
+        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

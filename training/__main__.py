@@ -69,6 +69,12 @@ _OPTIONS = {
     "--experiment": ("experiment", str, "MLflow experiment"),
     "--model-name": ("model_name", str, "registered model name"),
     "--jobs": ("n_jobs", int, "parallel outer folds"),
+    "--dask": (
+        "dask",
+        str,
+        "run extraction, outer folds and permutations on a Dask cluster: local, "
+        "local:N or tcp://host:8786 (needs pip install '.[dask]')",
+    ),
     "--cache-dir": (
         "cache_dir",
         Path,
@@ -176,6 +182,12 @@ def parse_analyze(argv: list[str]):
                    help="size of the default simulated cohort")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated cohort")
     p.add_argument("--jobs", dest="n_jobs", type=int, default=-1)
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="extract the cohort on a Dask cluster: local, local:N or "
+        "tcp://host:8786 (needs pip install '.[dask]')",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace outputs in --out")
     args = vars(p.parse_args(argv))
     if args["tracking_uri"] is None and os.environ.get("MLFLOW_TRACKING_URI"):

@@ -61,6 +61,7 @@ class AnalyzeConfig:
     n_jobs: int = -1
     simulated_dir: Path = Path("data") / "simulated"
     cache_dir: Path | None = None
+    dask: str | None = None
 
 
 @dataclass
@@ -644,7 +645,10 @@ def run(cfg: AnalyzeConfig) -> Analysis:
     if cfg.label_column:
         plan.settings["label"] = cfg.label_column
     _outputs(cfg, plan)  # refuse before any work
-    table, source, simulated = load_table(cfg)
+    from features.executor import executor
+
+    with executor(cfg.dask):
+        table, source, simulated = load_table(cfg)
     ica = _group_ica(cfg, plan, table, source) if plan.ica is not None else None
     if ica is not None:
         table = pd.concat([table, ica[0]], axis=1)

@@ -227,6 +227,7 @@ def assess(
                 y,
                 n_permutations=spec.n_permutations,
                 seed=cv.seed,
+                n_jobs=cv.n_jobs,
             )
             return {
                 "observed_macro_auc": observed,

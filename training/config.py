@@ -145,6 +145,9 @@ class TrainConfig:
         MLflow experiment, and the registered model name (alias ``champion``).
     n_jobs : int
         Parallel jobs over outer folds.
+    dask : str, optional
+        Dask cluster of the parallel work (features.executor): ``local``,
+        ``local:N`` or a scheduler address; None runs embedded.
     """
 
     cohort: Path | None = None
@@ -186,8 +189,13 @@ class TrainConfig:
     experiment: str = "als-mimics-dx"
     model_name: str = "als-mimics-dx"
     n_jobs: int = -1
+    dask: str | None = None
 
     def __post_init__(self) -> None:
+        if self.dask is not None:
+            from features.executor import parse_address
+
+            parse_address(str(self.dask))
         unknown = set(self.models) - set(MODEL_FAMILIES)
         if unknown:
             raise ValueError(

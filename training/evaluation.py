@@ -420,6 +420,7 @@ def permutation_test(
     y,
     n_permutations: int = 100,
     seed: int = 0,
+    n_jobs: int = 1,
 ) -> tuple[float, float, np.ndarray]:
     """Permutation test of a score: how often do shuffled labels score as well?
 
@@ -433,6 +434,10 @@ def permutation_test(
         True labels.
     n_permutations : int, default=100
     seed : int, default=0
+    n_jobs : int, default=1
+        Permutations scored at a time (joblib; on a Dask cluster under
+        ``features.executor``). The permutations are drawn first, in order, so
+        the result does not depend on ``n_jobs``.
 
     Returns
     -------
@@ -459,9 +464,15 @@ def permutation_test(
         raise ValueError(
             f"score_fn(y) returned {observed}; it must return a finite score."
         )
+    from joblib import Parallel, delayed
+
     rng = np.random.default_rng(seed)
+    shuffled = [rng.permutation(y) for _ in range(n_permutations)]
     null = np.array(
-        [float(score_fn(rng.permutation(y))) for _ in range(n_permutations)]
+        [
+            float(s)
+            for s in Parallel(n_jobs=n_jobs)(delayed(score_fn)(t) for t in shuffled)
+        ]
     )
     p_value = (1 + int((null >= observed).sum())) / (1 + n_permutations)
     return observed, float(p_value), null

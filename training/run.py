@@ -145,7 +145,16 @@ class RunResult:
 
 
 def run(cfg: TrainConfig) -> RunResult:
-    """Train, evaluate and register a model as ``cfg`` says (see TrainConfig)."""
+    """Train, evaluate and register a model as ``cfg`` says (see TrainConfig);
+    with ``cfg.dask`` the parallel work (extraction, outer folds, permutations)
+    runs on that Dask cluster and only this process writes to MLflow."""
+    from features.executor import executor
+
+    with executor(cfg.dask):
+        return _run(cfg)
+
+
+def _run(cfg: TrainConfig) -> RunResult:
     start = time.perf_counter()
     data = load_training_data(cfg)
     cfg, chosen = cfg.resolved(len(set(data.groups)))

@@ -28,12 +28,36 @@ def aligned_proba(pipe, X: pd.DataFrame, classes) -> np.ndarray:
     return out
 
 
-def storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna RDB storage; SQLite waits for locks so parallel folds and trainings
-    can share it, and its schema is created by one process at a time."""
+def storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna storage of ``url``.
+
+    ``sqlite:///F`` (the embedded default; waits for locks so parallel folds and
+    trainings can share it, its schema created by one process at a time),
+    ``postgresql://...`` and other SQLAlchemy URLs (RDB storage, for many
+    workers; PostgreSQL needs ``pip install '.[dask]'`` for its driver), or
+    ``journal:///path/F.log``: Optuna's journal file, appended under a file lock,
+    for workers that share a file system but no database server.
+    """
+    if url.startswith("journal://"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = url.removeprefix("journal://")
+        if not path:
+            raise ValueError(
+                f"Optuna storage {url!r} names no file; give journal:///path/file.log."
+            )
+        return JournalStorage(JournalFileBackend(path))
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     with store_lock(url):
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except ModuleNotFoundError as exc:
+            raise ValueError(
+                f"Optuna storage {url.split('@')[-1]!r} needs the database driver "
+                f"{exc.name!r}, which is not installed: pip install '.[dask]' "
+                "(psycopg for PostgreSQL)."
+            ) from None
 
 
 def tune(

@@ -119,3 +119,20 @@ def test_a_cohort_from_a_new_site_missing_modalities(trained, small_cohort, tmp_
     assert (scored["error"] == "").all()
     assert (scored["unseen_site"].astype(str) == "True").all()
     assert not scored["modalities_used"].str.contains("qsm|serum").any()
+
+
+@pytest.mark.distributed
+def test_scoring_on_a_local_cluster_equals_the_embedded_run(
+    trained, champion, cohort_table, tmp_path, caplog
+):
+    pytest.importorskip("distributed")
+    table = cohort_table.copy()
+    table.loc[:4, "site"] = "siteNEW"  # a warning raised on a worker reaches the log
+    features = tmp_path / "features.parquet"
+    table.to_parquet(features)
+    out = tmp_path / "pred.parquet"
+    assert main(_args(trained, "--features", str(features), "--out", str(out),
+                      "--chunk-size", "7", "--dask", "local:2")) == 0  # fmt: skip
+    _same(pd.read_parquet(out), predict(champion, table))
+    assert "siteNEW" in caplog.text or "not seen in training" in caplog.text
+    assert not list(tmp_path.glob(".tmp-*"))
