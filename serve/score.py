@@ -127,8 +127,9 @@ def _scored(bundle: Bundle, chunks, name: str, client) -> Iterator[pd.DataFrame]
         return preds
 
     for first, chunk in chunks:
+        data = client.scatter(chunk, hash=False)  # sent as data, not in the graph
         pending.append(
-            client.submit(_predict_chunk, remote, chunk, name, first, pure=False)
+            client.submit(_predict_chunk, remote, data, name, first, pure=False)
         )
         if len(pending) >= limit:
             yield collect()

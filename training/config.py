@@ -192,6 +192,11 @@ class TrainConfig:
     dask: str | None = None
 
     def __post_init__(self) -> None:
+        if str(self.optuna_storage).rstrip("/") == "journal:":
+            raise ValueError(
+                f"--optuna-storage {self.optuna_storage!r} names no file; give "
+                "journal:///path/file.log."
+            )
         if self.dask is not None:
             from features.executor import parse_address
 
