@@ -227,21 +227,23 @@ def cohort_loadings(
     rows = table.sort_values(order, kind="stable") if order else table
     runs, where, notes, without = [], [], [], []
     for pid, visits in rows.groupby(subject, sort=True):
-        found = None
+        any_bold = False
         for idx, visit in visits.iterrows():
             session = str(visit.get("session", "") or "")
             found = find_bold(cohort_dir, str(pid), session)
             if found is None:
                 continue
+            any_bold = True
             notes += [f"group ICA: {n}" for n in found[1]]
             try:
                 runs.append(load_bold(found[0]))
             except FmriInputError as err:
-                notes.append(f"group ICA: {pid} {session} left out: {err}")
+                visit = f"{pid} {session}".strip()
+                notes.append(f"group ICA: {visit} left out: {err}")
                 continue
             where.append(idx)
             break
-        if found is None:
+        if not any_bold:
             without.append(str(pid))
     smoothing = settings.get("smoothing_fwhm", 6.0) or None
     fitted = GroupICA(

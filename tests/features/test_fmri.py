@@ -11,7 +11,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from nilearn.image import resample_to_img
 
 from features.errors import FmriInputError
 from features.fmri import MIN_VOLUMES, find_fmri, fmri_features, read_region_mapping
@@ -250,20 +249,12 @@ def test_sessions_live_in_ses_folders(tmp_path):
 
 # --- fMRIPrep BOLD --------------------------------------------------------------
 
-GRID = np.array([[8.0, 0, 0, -96], [0, 8, 0, -132], [0, 0, 8, -72], [0, 0, 0, 1]])
-SHAPE = (25, 30, 24)
+GRID, SHAPE = sim.BOLD_AFFINE, sim.BOLD_SHAPE
 
 
 @pytest.fixture(scope="module")
 def labels8():
-    target = nib.Nifti1Image(np.zeros(SHAPE, np.int8), GRID)
-    return resample_to_img(
-        smn_atlas().labels_img,
-        target,
-        interpolation="nearest",
-        force_resample=True,
-        copy_header=True,
-    )
+    return sim.bold_labels()
 
 
 def _bold(root: Path, labels, signals, name="space-MNI152NLin2009cAsym", tr=2.0):

@@ -65,3 +65,41 @@ def test_too_few_runs_and_mixed_grids_are_refused(runs, tmp_path):
         ValueError, match=r"one grid: .*sub-99.* voxel size \[10\. 10\. 10\.\]"
     ):
         GroupICA(n_components=3).fit([*runs[:12], odd])
+
+
+def test_a_cohort_run_names_each_participant_left_out_once(runs, tmp_path):
+    """A participant whose BOLD cannot be read is named as left out, with the
+    reason, and not also as a participant without BOLD (its later visit has none)."""
+    import shutil
+
+    import pandas as pd
+
+    from features.group_ica import cohort_loadings
+
+    pids = [f"sub-{k:02d}" for k in range(len(runs) + 2)]
+    for pid, run in zip(pids, runs, strict=False):
+        folder = tmp_path / "derivatives" / "fmriprep" / pid / "ses-1" / "func"
+        folder.mkdir(parents=True)
+        name = run.path.name.replace(run.path.name.split("_")[0], f"{pid}_ses-1")
+        shutil.copy(run.path, folder / name)
+        shutil.copy(run.path.with_name(run.path.name.replace(".nii.gz", ".json")),
+                    folder / name.replace(".nii.gz", ".json"))  # fmt: skip
+    bad = next((tmp_path / "derivatives" / "fmriprep" / pids[0]).rglob("*.nii.gz"))
+    bad.write_bytes(bad.read_bytes()[:40])
+    table = pd.DataFrame(
+        {
+            "participant_id": [*pids, pids[0]],
+            "session": ["ses-1"] * len(pids) + ["ses-2"],
+        }
+    )
+    settings = {"n_components": 3, "smoothing_fwhm": 0}
+    loadings, fitted, notes = cohort_loadings(tmp_path, table, settings)
+    assert fitted.n_runs_ == len(runs) - 1
+    decomposed = loadings.notna().all(axis=1).tolist()
+    assert decomposed == [False] + [True] * (len(runs) - 1) + [False] * 3
+    assert any(n.startswith(f"group ICA: {pids[0]} ses-1 left out") for n in notes)
+    without = [n for n in notes if "without fMRIPrep BOLD" in n]
+    assert without == [
+        f"group ICA: 2 participants without fMRIPrep BOLD have no ica_ values "
+        f"({pids[-2]}, {pids[-1]})"
+    ]
