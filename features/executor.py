@@ -21,6 +21,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 
 __all__ = ["executor", "parse_address"]
@@ -32,6 +33,10 @@ WORKER_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+RERUN = (
+    "Run the same command again: an extraction keeps the subject-visits already "
+    "done in its partitions folder."
+)
 
 
 def parse_address(address: str) -> tuple[str, int | None]:
@@ -59,6 +64,15 @@ def parse_address(address: str) -> tuple[str, int | None]:
     )
 
 
+def _without_traceback(record: logging.LogRecord) -> bool:
+    """Log lines without tracebacks while a cluster is in use (a lost scheduler
+    makes Dask log one per reconnection attempt, some with no message at all):
+    the command reports what went wrong and the fix. ``ALSDX_DEBUG=1`` keeps
+    them."""
+    record.exc_info = record.exc_text = record.stack_info = None
+    return bool(record.getMessage().strip())
+
+
 @contextmanager
 def executor(address: str | None) -> Iterator[object | None]:
     """Run the enclosed joblib work on the Dask cluster at ``address`` (None:
@@ -77,6 +91,16 @@ def executor(address: str | None) -> Iterator[object | None]:
             "--dask needs Dask's distributed scheduler, which is not installed: "
             "pip install '.[dask]' (or pip install 'dask[distributed]')."
         ) from None
+    handlers = (
+        []
+        if os.environ.get("ALSDX_DEBUG")
+        else [
+            *logging.getLogger("distributed").handlers,
+            *logging.getLogger().handlers,  # distributed also logs as asyncio.tasks
+        ]
+    )
+    for handler in handlers:
+        handler.addFilter(_without_traceback)
     if kind == "local":
         n = n_workers or os.cpu_count() or 1
         cluster = LocalCluster(
@@ -106,13 +130,20 @@ def executor(address: str | None) -> Iterator[object | None]:
             with joblib.parallel_config(backend="dask"):
                 try:
                     yield client
-                except (KilledWorker, CommClosedError) as exc:
+                except KilledWorker as exc:
                     raise ValueError(
                         f"--dask {address}: a worker was lost and the cluster gave "
-                        f"up on its task ({type(exc).__name__}: {exc}). Run the same "
-                        "command again: an extraction keeps the subject-visits "
-                        "already done in its partitions folder."
+                        f"up on its task ({type(exc).__name__}: {exc}). {RERUN}"
+                    ) from None
+                except (CancelledError, CommClosedError) as exc:
+                    raise ValueError(
+                        f"--dask {address}: the connection to the scheduler was "
+                        f"lost ({type(exc).__name__}: {exc}). Check that the "
+                        f"scheduler and its workers are running (restart them if "
+                        f"not) and that this machine reaches them. {RERUN}"
                     ) from None
     finally:
         if cluster is not None:
             cluster.close()
+        for handler in handlers:
+            handler.removeFilter(_without_traceback)

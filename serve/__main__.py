@@ -116,12 +116,7 @@ def _parser() -> argparse.ArgumentParser:
                 help="rows read, scored and written at a time",
             )
             p.add_argument("--no-progress", action="store_true")
-            p.add_argument(
-                "--dask",
-                metavar="ADDRESS",
-                help="score the chunks on a Dask cluster: 'local', 'local:N' or "
-                "tcp://host:8786 (needs pip install '.[dask]')",
-            )
+            _dask_option(p, "score the chunks")
         elif name == "monitor":
             p.add_argument(
                 "--max-subjects",
@@ -138,7 +133,17 @@ def _parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--top", type=int, default=12, help="features per chart")
             p.add_argument("--seed", type=int, default=0)
+            _dask_option(p, "compute the SHAP values")
     return parser
+
+
+def _dask_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help=f"{what} on a Dask cluster: 'local', 'local:N' or tcp://host:8786 "
+        "(needs pip install '.[dask]')",
+    )
 
 
 def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -190,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_subjects=args.max_subjects,
                     top=args.top,
                     seed=args.seed,
+                    dask=args.dask,
                 )
             )
             log.info("wrote the explanation report -> %s", out)

@@ -48,6 +48,13 @@ def _one_input(cohort: Path | None, features: Path | None) -> None:
         raise ValueError("give exactly one of --cohort DIR or --features FILE.")
 
 
+def _check_dask(address: str | None) -> None:
+    if address is not None:
+        from features.executor import parse_address
+
+        parse_address(address)
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     """``python -m serve score``: score a cohort directory or a features table.
@@ -68,10 +75,7 @@ class ScoreConfig:
 
     def __post_init__(self) -> None:
         _one_input(self.cohort, self.features)
-        if self.dask is not None:
-            from features.executor import parse_address
-
-            parse_address(self.dask)
+        _check_dask(self.dask)
         if self.chunk_size < 1:
             raise ValueError(
                 f"--chunk-size {self.chunk_size}; it must be a positive number of "
@@ -91,9 +95,11 @@ class ExplainConfig:
     max_subjects: int = 200
     top: int = 12
     seed: int = 0
+    dask: str | None = None
 
     def __post_init__(self) -> None:
         _one_input(self.cohort, self.features)
+        _check_dask(self.dask)
         if self.max_subjects < 1:
             raise ValueError(
                 f"--max-subjects {self.max_subjects}; it must be at least 1."

@@ -38,22 +38,27 @@ INTENDED_USE = (
 
 
 def run_explain(cfg: ExplainConfig) -> Path:
-    """Load ``cfg``'s model and input and write the report to ``cfg.out``."""
+    """Load ``cfg``'s model and input and write the report to ``cfg.out`` (SHAP
+    values computed on the Dask cluster of ``cfg.dask`` when given)."""
+    from features.executor import executor
+
     out = output_path(cfg.out, overwrite=cfg.overwrite, types=(".html",))
     bundle = load_bundle(
         cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
     )
     table = load_input(cfg.cohort, cfg.features, bundle.mapping.text_columns())
-    return write_report(
-        bundle,
-        table,
-        out,
-        overwrite=cfg.overwrite,
-        max_subjects=cfg.max_subjects,
-        top=cfg.top,
-        seed=cfg.seed,
-        source=str(cfg.cohort or cfg.features),
-    )
+    with executor(cfg.dask) as client:
+        return write_report(
+            bundle,
+            table,
+            out,
+            overwrite=cfg.overwrite,
+            max_subjects=cfg.max_subjects,
+            top=cfg.top,
+            seed=cfg.seed,
+            source=str(cfg.cohort or cfg.features),
+            client=client,
+        )
 
 
 def write_report(
@@ -66,11 +71,13 @@ def write_report(
     top: int = 12,
     seed: int = 0,
     source: str = "input",
+    client=None,
 ) -> Path:
     """Write the HTML explanation report of ``table`` scored by ``bundle``.
 
-    The first ``max_subjects`` scorable rows are explained and get a section;
-    every row is in the class mix and the flag counts.
+    The first ``max_subjects`` scorable rows are explained (on the workers of the
+    Dask ``client`` when given) and get a section; every row is in the class mix
+    and the flag counts.
     """
     out = output_path(out, overwrite=overwrite, types=(".html",))
     table, problems = bundle.canonical(table.reset_index(drop=True), source)
@@ -78,7 +85,11 @@ def write_report(
     preds = score_frame(bundle, table, frame, errors)
     scored = np.flatnonzero(errors == "")
     shown = scored[:max_subjects]
-    exp = shap_values(bundle, frame.iloc[shown], seed=seed) if len(shown) else None
+    exp = (
+        shap_values(bundle, frame.iloc[shown], seed=seed, client=client)
+        if len(shown)
+        else None
+    )
     parts = [
         "<h1>ALS and mimics: model explanation report</h1>",
         f"<p>Model <b>{h.e(bundle.version)}</b> ({h.e(bundle.family)}, task "

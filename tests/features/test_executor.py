@@ -131,3 +131,100 @@ def test_a_worker_killed_mid_extraction_then_a_rerun(cohort, embedded, tmp_path)
     assert len(table) == len(embedded.table)
     assert list(table["participant_id"]) == list(embedded.table["participant_id"])
     assert not list(parts.glob(".tmp-*"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cluster(port: int) -> list[subprocess.Popen]:
+    """A real scheduler and two worker processes on loopback (the dask CLI)."""
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+         "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+    )  # fmt: skip
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers",
+         "2", "--nthreads", "1", "--no-dashboard"], **quiet
+    )  # fmt: skip
+    from distributed import Client
+
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(2, timeout=60)
+    return [scheduler, workers]
+
+
+def _wait_for_partitions(parts: Path, n: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("*.pkl"))) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.distributed
+def test_a_scheduler_killed_mid_extraction_then_a_rerun(cohort, embedded, tmp_path):
+    pytest.importorskip("distributed")
+    port = _free_port()
+    out, parts = tmp_path / "f.parquet", tmp_path / "parts"
+    cmd = [sys.executable, "-m", "features", "extract", str(cohort), "--out",
+           str(out), "--dask", f"tcp://127.0.0.1:{port}", "--partitions",
+           str(parts)]  # fmt: skip
+    cluster = _cluster(port)
+    try:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        _wait_for_partitions(parts, 3)
+        cluster[0].kill()
+        text = proc.communicate(timeout=300)[0]
+    finally:
+        for p in cluster:
+            p.kill()
+            p.wait()
+    assert proc.returncode == 2, text
+    assert "connection to the scheduler was lost" in text
+    assert "Run the same command again" in text and "Traceback" not in text
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+    done = {p: p.stat().st_mtime_ns for p in parts.glob("*.pkl")}
+    assert done
+    # a new scheduler: the rerun keeps what was done and completes the rest
+    cluster = _cluster(port)
+    try:
+        rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    finally:
+        for p in cluster:
+            p.kill()
+            p.wait()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())
+    pd.testing.assert_frame_equal(pd.read_parquet(out), embedded.table)
+
+
+@pytest.mark.distributed
+def test_the_driver_killed_mid_extraction_takes_its_cluster_down(
+    cohort, embedded, tmp_path
+):
+    import psutil
+
+    pytest.importorskip("distributed")
+    out, parts = tmp_path / "f.parquet", tmp_path / "parts"
+    cmd = [sys.executable, "-m", "features", "extract", str(cohort), "--out",
+           str(out), "--dask", "local:2", "--partitions", str(parts)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    _wait_for_partitions(parts, 3)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children
+    proc.kill()
+    proc.wait()
+    # the LocalCluster's processes notice their parent is gone and exit
+    gone, alive = psutil.wait_procs(children, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+    rerun = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(out), embedded.table)

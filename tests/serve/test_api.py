@@ -732,7 +732,8 @@ def test_the_batcher_keeps_batches_full_under_steady_load():
         return [({"item": i}, 200) for i in items]
 
     async def run():
-        batcher = MicroBatcher(score, max_batch=64)
+        # a gather window well above the clients' turnaround: no timing flake
+        batcher = MicroBatcher(score, max_batch=64, gather_s=0.05)
 
         async def client(k):
             for n in range(10):

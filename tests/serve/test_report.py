@@ -113,3 +113,34 @@ def test_the_explain_command_writes_the_report(trained, cohort_table, tmp_path):
     assert main([*args, "--overwrite", "--max-subjects", "1"]) == 0
     page = out.read_text()
     assert page.count("<section") == 1 and "The first 1 of 3 scored" in page
+
+
+@pytest.mark.distributed
+def test_explaining_on_a_local_cluster_equals_the_embedded_run(
+    trained, champion, cohort_table, tmp_path
+):
+    pytest.importorskip("distributed")
+    from features.executor import executor
+    from serve.explain import shap_values
+    from serve.predict import prepare_input
+
+    frame, errors = prepare_input(champion, cohort_table.head(40))
+    assert (errors == "").all()
+    embedded = shap_values(champion, frame, seed=4)
+    with executor("local:2") as client:
+        spread = shap_values(champion, frame, seed=4, client=client)
+    # whole batches per task and one feature order: equal, not merely close
+    np.testing.assert_array_equal(spread.values, embedded.values)
+    np.testing.assert_array_equal(spread.base_values, embedded.base_values)
+    assert spread.data.index.equals(frame.index)
+    # the command: the same report as embedded
+    result, cfg = trained
+    features = tmp_path / "f.parquet"
+    cohort_table.head(20).to_parquet(features)
+    args = ["explain", "--model", result.model_uri, "--tracking-uri", cfg.tracking_uri]
+    args += ["--features", str(features), "--seed", "2"]
+    assert main([*args, "--out", str(tmp_path / "a.html")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b.html"), "--dask", "local:2"]) == 0
+    a, b = ((tmp_path / n).read_text() for n in ("a.html", "b.html"))
+    assert a.count("<section") == 20
+    assert a == b
