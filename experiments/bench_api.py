@@ -198,7 +198,7 @@ def main() -> None:
         proc, url = start_server(
             model, args.tracking_uri, workers, log_dir / f"api-w{workers}.log"
         )
-        rates = {}
+        rates, tails, failed = {}, {}, {}
         try:
             asyncio.run(load(url, bodies, min(200, args.requests), 4))  # warm-up
             for c in args.concurrency:
@@ -208,6 +208,7 @@ def main() -> None:
                 wrong = sum(not same(a, expected[i]) for i, a in answers.items())
                 rates[c] = args.requests / wall
                 ms = 1000 * np.percentile(lat, [50, 99])
+                tails[c], failed[c] = ms[1], errors + wrong
                 print(f"{workers:>7} {c:>5} {rates[c]:>8.0f} {ms[0]:>8.1f} "
                       f"{ms[1]:>8.1f} {1000 * lat.max():>8.1f} {errors:>6} "
                       f"{len(answers) - wrong:>4}/{len(answers):<3}")  # fmt: skip
@@ -216,6 +217,14 @@ def main() -> None:
         lo, hi = min(args.concurrency), max(args.concurrency)
         print(f"  workers {workers}: throughput at concurrency {hi} / at {lo} = "
               f"{rates[hi] / rates[lo]:.2f} (goal >= 1)")  # fmt: skip
+        goals = {
+            f"c{hi} >= c{lo} throughput": rates[hi] >= rates[lo],
+            f"c{hi} >= 500 req/s": rates[hi] >= 500,
+            f"c{hi} p99 <= 100 ms": tails[hi] <= 100,
+            "no errors or wrong answers": not any(failed.values()),
+        }
+        met = [f"{k}: {'met' if v else 'NOT met'}" for k, v in goals.items()]
+        print(f"  workers {workers} goals: " + "; ".join(met))
 
 
 if __name__ == "__main__":

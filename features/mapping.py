@@ -230,10 +230,10 @@ class InputMapping:
     def _age(self, out, renames, problems) -> pd.Series:
         name = self._original(renames, "age")
         raw = out["age"]
-        values = pd.to_numeric(
-            raw.astype("string").str.strip() if not _numeric(raw) else raw,
-            errors="coerce",
-        ).astype(float)
+        if _numeric(raw):  # nothing to parse: every value given is a number
+            return raw.astype(float)
+        values = pd.to_numeric(raw.astype("string").str.strip(), errors="coerce")
+        values = values.astype(float)
         given = raw.notna() & (raw.astype("string").str.strip() != "")
         for i in np.flatnonzero((given & values.isna()).to_numpy(dtype=bool)):
             _add(

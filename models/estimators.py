@@ -103,7 +103,8 @@ them (an empty column is fine: values may be missing) or retrain on this feature
         return self
 
     def _check(self, X: pd.DataFrame, cols: list[str]) -> None:
-        missing = [c for c in cols if c not in X.columns]
+        dtypes = dict(zip(X.columns, X.dtypes, strict=True))  # one lookup
+        missing = [c for c in cols if c not in dtypes]
         if missing:
             unused = [str(c) for c in X.columns if c not in set(cols)]
             also = (
@@ -118,7 +119,6 @@ them (an empty column is fine: values may be missing) or retrain on this feature
                 f"{also} Add them (an empty column is fine: values may be missing) "
                 "or retrain on this feature set."
             )
-        dtypes = X.dtypes  # one lookup, not one column access per feature
         bad = [
             c
             for c in cols
@@ -164,6 +164,10 @@ def replace_columns(X: pd.DataFrame, columns: list[str], values) -> pd.DataFrame
     >>> replace_columns(X, ["b", "a"], np.array([[20.0, 10.0]])).to_dict("list")
     {'a': [10.0], 'site': ['s'], 'b': [20.0]}
     """
+    if all(dtype == np.float64 for dtype in X.dtypes):  # one float block: numpy
+        out = X.to_numpy(dtype=float, copy=True)
+        out[:, X.columns.get_indexer(columns)] = values
+        return pd.DataFrame(out, columns=X.columns, index=X.index)
     new = pd.DataFrame(values, columns=columns, index=X.index)
     rest = X.drop(columns=columns)
     return pd.concat([rest, new], axis=1)[list(X.columns)]

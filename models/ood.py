@@ -268,18 +268,15 @@ def _nearest(
         if k == 0:
             continue
         key = patterns[p].tobytes()
-        if key not in cache:
-            cache[key] = np.linalg.inv(cov[np.ix_(mask, mask)])
-        precision = cache[key]
-        X = Z[np.ix_(rows, np.flatnonzero(mask))]
         M = means[:, mask]
+        if key not in cache:
+            precision = np.linalg.inv(cov[np.ix_(mask, mask)])
+            cache[key] = precision, ((M @ precision) * M).sum(axis=1)
+        precision, mpm = cache[key]
+        X = Z[np.ix_(rows, np.flatnonzero(mask))]
         XP = X @ precision
         # (x - m)' P (x - m) for every class at once
-        d2 = (
-            (XP * X).sum(axis=1)[:, None]
-            - 2 * XP @ M.T
-            + np.einsum("cj,jk,ck->c", M, precision, M)[None, :]
-        ).min(axis=1)
+        d2 = ((XP * X).sum(axis=1)[:, None] - 2 * XP @ M.T + mpm[None, :]).min(axis=1)
         # each value against the nearest class on its own feature, in units of
         # that feature's spread: a value no training class has
         far = np.min(np.abs(X[:, None, :] - M[None]) / sd[mask], axis=1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import gc
 import hmac
 import inspect
 import json
@@ -113,20 +114,24 @@ def records_to_frame(
             f"{n} records in one request; the limit is {max_records}. Split the "
             f"batch into requests of at most {max_records} records."
         )
-    produced = _produced(bundle, records)
+    keys = set().union(*records)  # the distinct keys, each resolved once
+    produced = _produced(bundle, keys)
     features = [c for c in bundle.feature_columns if c not in produced]
-    numbers = {c: np.full(n, np.nan) for c in features if c not in TEXT_COLUMNS}
+    numeric = [c for c in features if c not in TEXT_COLUMNS]
+    where = {c: j for j, c in enumerate(numeric)}
+    V = np.full((n, len(numeric)), np.nan)  # one block, not a column per feature
     texts: dict[str, list[Any]] = {c: [None] * n for c in features if c in TEXT_COLUMNS}
     folded = {c.lower(): c for c in features}
+    resolved = {k: folded.get(k.strip().lower(), k) for k in keys}  # "Age" is age
     extra: dict[str, list[Any]] = {}
     accepted = _accepted(bundle)
     problems: list[str] = []
     for i, record in enumerate(records):
         for key, value in record.items():
             problem = None
-            key = folded.get(key.strip().lower(), key)  # "Age" is the column age
-            if key in numbers:
-                numbers[key][i], problem = _number(key, value)
+            key = resolved[key]
+            if key in where:
+                V[i, where[key]], problem = _number(key, value)
             elif key in texts:
                 problem = _text(key, value)
                 texts[key][i] = None if problem else value
@@ -149,20 +154,23 @@ def records_to_frame(
         raise RecordsError(
             shown + (f" | and {more} more problem(s)." if more > 0 else "")
         )
-    columns: dict[str, Any] = {c: extra.pop(c) for c in ID_COLUMNS if c in extra}
-    for c in features:
-        columns[c] = pd.array(texts[c], dtype="string") if c in texts else numbers[c]
+    frame = pd.DataFrame(V, columns=numeric)
+    for c, values in texts.items():
+        frame.insert(features.index(c), c, pd.array(values, dtype="string"))
+    ids = [c for c in ID_COLUMNS if c in extra]
+    for pos, c in enumerate(ids):
+        frame.insert(pos, c, extra.pop(c))
     for c, values in extra.items():
-        columns[c] = pd.array(values, dtype=object)
-    frame = pd.DataFrame(columns)
+        frame[c] = pd.array(values, dtype=object)
     fill_availability(frame, bundle.schema)
     return frame
 
 
-def _produced(bundle: Bundle, records: list[dict[str, Value]]) -> set[str]:
-    """Model columns the metadata mapping makes from a record's own columns (``age``
-    from ``Age (years)``, ``male`` from ``Gender``): not pre-filled as missing."""
-    given = {k.strip().lower() for record in records for k in record}
+def _produced(bundle: Bundle, keys: set[str]) -> set[str]:
+    """Model columns the metadata mapping makes from the records' own columns
+    (``keys``; ``age`` from ``Age (years)``, ``male`` from ``Gender``): not
+    pre-filled as missing."""
+    given = {k.strip().lower() for k in keys}
     mapping = bundle.mapping
     out = set()
     for source, target in ((mapping.age_column, "age"), (mapping.sex_column, "male")):
@@ -671,6 +679,12 @@ def _serving_app(cfg: ApiConfig) -> FastAPI:
     )
     app = create_app(bundle, cfg, token)
     warnings.showwarning = _show_warning_without_message
+    # The model, MLflow and the libraries are hundreds of thousands of objects
+    # that live as long as the server: out of the collector's way, so that its
+    # full passes (a pause of every request in flight) scan only what serving
+    # makes.
+    gc.collect()
+    gc.freeze()
     log.info(
         "serving %s (%d feature columns, classes %s)",
         bundle.version,

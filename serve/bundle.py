@@ -286,19 +286,32 @@ def check_versions(uri: str, packages: dict[str, str]) -> None:
 def fill_availability(frame: pd.DataFrame, schema: dict[str, dict]) -> None:
     """In place: an empty ``has_<modality>`` cell becomes 1 where the row holds a
     value of that modality, else 0 (the pipeline never saw a missing flag)."""
-    for flag in [c for c in frame.columns if c.startswith("has_")]:
-        unset = frame[flag].isna()
-        if not unset.any():
-            continue
-        modality = flag.removeprefix("has_")
-        cols = [
-            c
-            for c in frame.columns
-            if not c.startswith("has_")
-            and schema.get(c, {}).get("modality") == modality
-        ]
-        seen = frame[cols].notna().any(axis=1).astype(float) if cols else 0.0
-        frame[flag] = frame[flag].where(~unset, seen)
+    flags = [c for c in frame.columns if c.startswith("has_")]
+    if not flags:
+        return
+    unset = frame[flags].isna().to_numpy()
+    todo = [f for f, u in zip(flags, unset.any(axis=0), strict=True) if u]
+    if not todo:
+        return
+    columns: dict[str, list[str]] = {}  # modality -> its value columns
+    for c in frame.columns:
+        modality = schema.get(c, {}).get("modality")
+        if modality is not None and not c.startswith("has_"):
+            columns.setdefault(modality, []).append(c)
+    wanted = {f: columns.get(f.removeprefix("has_"), []) for f in todo}
+    used = list(dict.fromkeys(c for cols in wanted.values() for c in cols))
+    given = frame[used].notna().to_numpy() if used else None
+    where = {c: j for j, c in enumerate(used)}
+    seen = np.zeros((len(frame), len(todo)))
+    for k, cols in enumerate(wanted.values()):
+        if cols:
+            seen[:, k] = given[:, [where[c] for c in cols]].any(axis=1)
+    empty = unset[:, [flags.index(f) for f in todo]]
+    if all(frame[f].dtype == np.float64 for f in todo):  # one assignment
+        frame[todo] = np.where(empty, seen, frame[todo].to_numpy())
+        return
+    for k, flag in enumerate(todo):
+        frame[flag] = frame[flag].where(~empty[:, k], seen[:, k])
 
 
 def json_safe(obj: Any) -> Any:

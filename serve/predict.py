@@ -93,9 +93,7 @@ def score_frame(
         rows = frame if ok.all() else frame[ok]
         proba[ok] = bundle.model.predict_proba(rows)[:, bundle.class_order]
         score[ok] = bundle.model.ood_score(rows)
-    out = pd.DataFrame(
-        {c: table[c].to_numpy() for c in ID_COLUMNS if c in table.columns}
-    )
+    out = {c: table[c].to_numpy() for c in ID_COLUMNS if c in table.columns}
     for j, c in enumerate(classes):
         out[f"p_{c}"] = proba[:, j]
     best = np.asarray(classes, dtype=object)[np.nan_to_num(proba).argmax(axis=1)]
@@ -122,7 +120,7 @@ def score_frame(
     out["modalities_used"] = join_labels(used, labels)
     out["model"] = bundle.version
     out["error"] = errors
-    return out
+    return pd.DataFrame(out)  # one frame, not a column at a time
 
 
 def prepare_input(
