@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 import traceback
 import warnings
@@ -685,6 +686,10 @@ def _serving_app(cfg: ApiConfig) -> FastAPI:
     # makes.
     gc.collect()
     gc.freeze()
+    # the event loop reads and answers requests while the scoring thread holds
+    # the GIL: let it in every 1 ms rather than every 5 (measured: +5-10 %
+    # requests/s at concurrency 32, experiments/bench_api.py)
+    sys.setswitchinterval(0.001)
     log.info(
         "serving %s (%d feature columns, classes %s)",
         bundle.version,
