@@ -141,13 +141,23 @@ def _subject_imaging(
 
 
 def _subject_partition(store: PartitionStore, key: str, *args) -> tuple[dict, list]:
-    """:func:`_subject_imaging`, read back from ``store`` when it holds ``key``."""
-    saved = store.load(key)
+    """:func:`_subject_imaging`, read back from ``store`` when it holds ``key``; a
+    partition that cannot be read is computed again, rewritten and named."""
+    saved, unreadable = store.load(key)
     if saved is not None:
         return saved
-    result = _subject_imaging(*args)
-    store.save(key, result)
-    return result
+    values, issues = _subject_imaging(*args)
+    store.save(key, (values, issues))
+    if unreadable:
+        _, pid, session = args[:3]
+        path = store.path(key)
+        issues = [*issues, Issue(path.name, pid, "", "", (
+            f"{path}: the saved partition of {pid} {session} could not be read "
+            f"({unreadable}); the subject-visit was extracted again and the "
+            "partition rewritten. Nothing to do unless this repeats (then check "
+            "the disk holding the partitions folder)."
+        ), session)]  # fmt: skip
+    return values, issues
 
 
 def _fmri(cohort_dir: Path, pid: str, session: str, mapping, source: list) -> dict:

@@ -7,8 +7,10 @@ hash of the cohort's path, the name, size and modification time of every file
 of the participant under ``derivatives/``, the SMN-region mapping, the extraction
 settings and the source of the ``features`` package; a rerun after a crash or a
 lost worker reads the finished subject-visits back and computes only the rest,
-and any change of input or code makes a new key. Partitions are pickles written by
-this program: point ``--partitions`` only at folders this project wrote.
+and any change of input or code makes a new key. A partition that cannot be read
+is computed again and rewritten, and the extraction names it among its
+problems. Partitions are pickles written by this program: point ``--partitions``
+only at folders this project wrote.
 """
 
 from __future__ import annotations
@@ -94,15 +96,19 @@ class PartitionStore:
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.pkl"
 
-    def load(self, key: str):
-        """The saved result, or None when there is none or it cannot be read (then
-        it is computed again)."""
+    def load(self, key: str) -> tuple[object | None, str | None]:
+        """``(result, None)`` when saved; ``(None, None)`` when there is none;
+        ``(None, reason)`` when the partition exists but cannot be read (truncated,
+        or not a partition), so the caller can say it computed it again."""
         path = self.path(key)
         try:
             with path.open("rb") as handle:
-                return pickle.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
-            return None
+                return pickle.load(handle), None
+        except FileNotFoundError:
+            return None, None
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError,
+                IndexError, TypeError) as exc:  # fmt: skip
+            return None, f"{type(exc).__name__}: {exc}"
 
     def save(self, key: str, result) -> None:
         with atomic_write(self.path(key)) as tmp:
