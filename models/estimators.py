@@ -140,9 +140,10 @@ them (an empty column is fine: values may be missing) or retrain on this feature
         numeric = [c for c in cols if c != SITE]
         # one float block (a per-column astype would leave a block per column)
         out = pd.DataFrame(
-            X[numeric].to_numpy(dtype=float, na_value=np.nan),
+            X[numeric].to_numpy(dtype=float, na_value=np.nan, copy=True),
             columns=numeric,
             index=X.index,
+            copy=False,  # the array is this frame's own
         )
         if SITE in cols:
             out.insert(cols.index(SITE), SITE, X[SITE].astype("string"))
@@ -167,7 +168,7 @@ def replace_columns(X: pd.DataFrame, columns: list[str], values) -> pd.DataFrame
     if all(dtype == np.float64 for dtype in X.dtypes):  # one float block: numpy
         out = X.to_numpy(dtype=float, copy=True)
         out[:, X.columns.get_indexer(columns)] = values
-        return pd.DataFrame(out, columns=X.columns, index=X.index)
+        return pd.DataFrame(out, columns=X.columns, index=X.index, copy=False)
     new = pd.DataFrame(values, columns=columns, index=X.index)
     rest = X.drop(columns=columns)
     return pd.concat([rest, new], axis=1)[list(X.columns)]

@@ -279,8 +279,11 @@ def _nearest(
         d2 = ((XP * X).sum(axis=1)[:, None] - 2 * XP @ M.T + mpm[None, :]).min(axis=1)
         # each value against the nearest class on its own feature, in units of
         # that feature's spread: a value no training class has
-        far = np.min(np.abs(X[:, None, :] - M[None]) / sd[mask], axis=1)
-        extreme = (far / scale[mask]).max(axis=1)
+        # (a running minimum over the classes: no (rows, classes, features) array)
+        far = np.abs(X - M[0])
+        for m in M[1:]:
+            np.minimum(far, np.abs(X - m), out=far)
+        extreme = (far / (sd[mask] * scale[mask])).max(axis=1)
         # Wilson-Hilferty: (d2/k)^(1/3) is ~normal with this mean and variance
         v = 2.0 / (9.0 * k)
         out[rows, 0] = (np.cbrt(np.maximum(d2, 0) / k) - (1 - v)) / np.sqrt(v)

@@ -183,7 +183,7 @@ def prepare_input(
         offsets = pd.Series(np.arange(len(V))).groupby(groups).transform("min")
         groups, offsets = np.asarray(groups), offsets.to_numpy()
     _unit_problems(bundle, V, numeric, outside, problems, groups)
-    clean = pd.DataFrame(V, columns=numeric, index=frame.index)
+    clean = pd.DataFrame(V, columns=numeric, index=frame.index, copy=False)
     if SITE in frame.columns:
         clean.insert(frame.columns.get_loc(SITE), SITE, frame[SITE].astype("string"))
     measured = [j for j, c in enumerate(numeric) if not c.startswith("has_")]
