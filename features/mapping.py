@@ -285,14 +285,13 @@ def _recode(column: pd.Series, lookup, complaint, problems) -> pd.Series:
     """``column`` through ``lookup`` (one call per distinct value); a value it
     maps to None is a problem (``complaint(value)``) in each row holding it."""
     values = column.astype(object).where(column.notna(), None)
-    codes = {v: (None if _blank(v) else lookup(v)) for v in pd.unique(values)}
-    mapped = values.map(lambda v: codes[v])
-    bad = np.flatnonzero(
-        values.map(lambda v: not _blank(v) and codes[v] is None).to_numpy(dtype=bool)
-    )
-    for i in bad:
+    which, distinct = pd.factorize(values)  # a missing value is -1
+    codes = [None if _blank(v) else lookup(v) for v in distinct]
+    unread = [not _blank(v) and c is None for v, c in zip(distinct, codes, strict=True)]
+    mapped = np.array([*codes, None], dtype=object)[which]  # -1: the last, None
+    for i in np.flatnonzero(np.array([*unread, False])[which]):
         _add(problems, i, complaint(values.iloc[i]))
-    return pd.Series(pd.array(mapped.tolist(), dtype="string"), index=column.index)
+    return pd.Series(pd.array(mapped, dtype="string"), index=column.index)
 
 
 def _documented_names(columns) -> dict[str, str]:
