@@ -110,6 +110,8 @@ def test_a_command_line_case(
     if case["exit"] != 0:  # refused: nothing written, not even in part
         assert list((work / "out").rglob("*")) == []
     assert not list(work.rglob(".tmp-*"))
+    for name in case.get("absent", []):  # what code in the input would have made
+        assert not (work / name).exists(), f"{name} exists: the input ran code"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ needs (complete cases) and says how many rows that left out in its note.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import pandas as pd
 
 from features.files import atomic_write
 from models.estimators import FoldFallbackWarning
+from training import expressions
 from training import statistics as st
 from training.plans import (
     ALL,
@@ -97,13 +97,9 @@ def prepare(plan: Plan, table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     notes = []
     for name, expr in plan.derived.items():
         try:
-            value = table.eval(expr, engine="python")
-        except Exception as exc:  # pandas raises many types for a bad expression
-            unknown = [
-                w
-                for w in re.findall(r"[A-Za-z_]\w*", expr)
-                if w not in table.columns and w not in ("and", "or", "not")
-            ]
+            value = expressions.evaluate(expr, table)
+        except expressions.ExpressionError as exc:
+            unknown = [c for c in expr.columns if c not in table.columns]
             hint = (
                 f"column {unknown[0]!r} is not in the table"
                 f"{closest(unknown[0], table.columns)}"
@@ -111,14 +107,13 @@ def prepare(plan: Plan, table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
                 else str(exc)
             )
             raise plan.fail(
-                f"[derived] {name} = {expr!r} cannot be computed: {hint}. Use "
+                f"[derived] {name} = {expr.text!r} cannot be computed: {hint}. Use "
                 "column names, numbers and + - * / ( ) > < ==.",
                 name,
             ) from None
-        used = [c for c in re.findall(r"[A-Za-z_]\w*", expr) if c in table.columns]
-        value = pd.to_numeric(pd.Series(value, index=table.index), errors="coerce")
+        used = list(expr.columns)
         missing = table[used].isna().any(axis=1) if used else False
-        table[name] = value.astype(float).mask(missing)  # missing in, missing out
+        table[name] = value.mask(missing)  # missing in, missing out
     if plan.settings.get("harmonize", False):
         table, note = _harmonize(plan, table)
         notes.append(note)

@@ -18,7 +18,7 @@ closest names in the table). The format, with every key::
     time = "months_since_baseline"  # and the visit time column, with
     per_year = 12                   # its units per year
 
-    [derived]                       # new columns: pandas expressions of columns
+    [derived]                       # new columns: arithmetic on columns (expressions)
     precentral_gm_mm3 = "fs_precentral_l_mm3 + fs_precentral_r_mm3"
 
     [strata.early]                  # a subset: rows of `classes` must meet `where`
@@ -64,6 +64,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from training import expressions
 
 #: test -> the keys it needs.
 TESTS: dict[str, tuple[str, ...]] = {
@@ -159,7 +161,7 @@ class Plan:
     text: str
     name: str
     settings: dict
-    derived: dict[str, str]
+    derived: dict[str, expressions.Expression]
     strata: dict[str, Stratum]
     measures: list[Measure] = field(default_factory=list)
     #: ``[ica]``: group ICA of the cohort's BOLD (features.group_ica), or None.
@@ -436,7 +438,17 @@ def read_plan(path: str | Path) -> Plan:
             )
     if "ica" in raw:
         plan.ica = _ica_settings(plan, raw["ica"])
-    plan.derived = {str(k): str(v) for k, v in raw.get("derived", {}).items()}
+    for name, text in raw.get("derived", {}).items():
+        if not isinstance(text, str):
+            raise plan.fail(
+                f"[derived] {name} = {text!r} is not text; write the expression in "
+                'quotes, e.g. "a + b".',
+                name,
+            )
+        try:
+            plan.derived[str(name)] = expressions.parse(text)
+        except expressions.ExpressionError as exc:
+            raise plan.fail(f"[derived] {name} = {text!r}: {exc}.", name) from None
     for name, st in raw.get("strata", {}).items():
         unknown = set(st) - {"classes", "where"}
         if unknown:

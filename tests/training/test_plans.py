@@ -176,6 +176,29 @@ def test_derived_values_are_missing_where_an_input_is(tmp_path, table):
     assert row["n"] == 29 and "1 row(s) without high left out" in row["note"]
 
 
+@pytest.mark.parametrize(
+    ("expr", "token"),
+    [
+        ("nfl_pg_ml * 0 + @pd.io.common.os.system('touch {mark}')", "'@'"),
+        ("nfl_pg_ml * 0 + __import__('os').system('touch {mark}')", "the call"),
+        ("nfl_pg_ml.__class__.__init__.__globals__", "attribute access"),
+    ],
+)
+def test_a_derived_expression_that_would_run_code_is_refused_unrun(
+    tmp_path, table, expr, token
+):
+    mark = tmp_path / "ran"
+    path = plan_file(
+        tmp_path,
+        f'\n[derived]\nx = "{expr.format(mark=mark)}"\n\n[[measure]]\nname = "m"\n'
+        'test = "welch"\nvariables = ["x"]\ngroups = ["HC", "ALS"]\n',
+    )
+    with pytest.raises(PlanError, match=r"plan.toml:5: \[derived\] x = ") as err:
+        run_plan(read_plan(path), table)
+    assert token in str(err.value) and "not allowed" in str(err.value)
+    assert not mark.exists()
+
+
 def test_structural_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[plan\nname = 1\n")
