@@ -16,6 +16,14 @@ batches concurrent requests together; each answer must be the one it gets alone)
 
 Goals (issue 14): at concurrency 32 no lower throughput than at 1, >= 500
 requests/s, p99 <= 100 ms, 0 errors.
+
+Adversarial mix (issue 27, ``--attackers N``, default 2): at the highest
+concurrency, valid clients again, beside N clients that send, one after the
+other, bodies just under the body limit holding one record with as many unknown
+keys as fit (~170,000 in 5 MB). Printed: the valid requests' p99 beside their
+p99 without attackers (same server, same run), and the slowest attack answer.
+Goals: every attack answered 422 in under 1 s; the valid p99 no more than 100 ms
+above the p99 without attackers.
 """
 
 from __future__ import annotations
@@ -121,6 +129,56 @@ async def load(url: str, bodies: list[bytes], n: int, concurrency: int):
     return latencies, errors, answers, wall
 
 
+def attack_body(max_bytes: int) -> bytes:
+    """One record of unknown keys, as many as fit under ``max_bytes``."""
+    keys, size = [], 20
+    while size + 30 < max_bytes - 1000:
+        keys.append(f'"unknown_column_{len(keys):07d}": 1.5')
+        size += len(keys[-1]) + 2
+    return ('{"records": [{' + ", ".join(keys) + "}]}").encode()
+
+
+async def adversarial(url: str, bodies, attack: bytes, n: int, concurrency: int,
+                      attackers: int):  # fmt: skip
+    """``n`` valid requests from ``concurrency`` clients while ``attackers``
+    clients send ``attack`` bodies until the valid ones are done: the valid
+    latencies, the attack latencies and the attack status codes."""
+    import aiohttp
+
+    assert url.startswith("http://127.0.0.1:")  # loopback only
+    latencies, counter, done = np.zeros(n), iter(range(n)), asyncio.Event()
+    attack_times: list[float] = []
+    attack_codes: list[int] = []
+    headers = {"Content-Type": "application/json"}
+
+    async def valid(session):
+        for i in counter:
+            t = time.perf_counter()
+            async with session.post(
+                f"{url}/predict", data=bodies[i % len(bodies)], headers=headers
+            ) as response:
+                await response.read()
+            latencies[i] = time.perf_counter() - t
+
+    async def attacker(session):
+        while not done.is_set():
+            t = time.perf_counter()
+            async with session.post(
+                f"{url}/predict", data=attack, headers=headers
+            ) as response:
+                await response.read()
+                attack_codes.append(response.status)
+            attack_times.append(time.perf_counter() - t)
+
+    connector = aiohttp.TCPConnector(limit=concurrency + attackers)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        attacks = [asyncio.create_task(attacker(session)) for _ in range(attackers)]
+        await asyncio.gather(*(valid(session) for _ in range(concurrency)))
+        done.set()
+        await asyncio.gather(*attacks)
+    return latencies, np.array(attack_times), attack_codes
+
+
 def expected_answers(model: str, tracking: str | None, records: list[dict]):
     """``predict`` on each record alone, as the server answers a lone request."""
     from serve.api import records_to_frame
@@ -162,6 +220,10 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--check", type=int, default=200,
                         help="distinct records whose answers are checked")  # fmt: skip
+    parser.add_argument("--attackers", type=int, default=2,
+                        help="clients sending unknown keys (0: none)")  # fmt: skip
+    parser.add_argument("--max-body-bytes", type=int, default=5_000_000,
+                        help="the server's limit (its default)")  # fmt: skip
     args = parser.parse_args()
 
     import bench_score
@@ -212,6 +274,21 @@ def main() -> None:
                 print(f"{workers:>7} {c:>5} {rates[c]:>8.0f} {ms[0]:>8.1f} "
                       f"{ms[1]:>8.1f} {1000 * lat.max():>8.1f} {errors:>6} "
                       f"{len(answers) - wrong:>4}/{len(answers):<3}")  # fmt: skip
+            if args.attackers:
+                c = max(args.concurrency)
+                attack = attack_body(args.max_body_bytes)
+                lat, slow, codes = asyncio.run(adversarial(
+                    url, bodies, attack, args.requests, c, args.attackers
+                ))  # fmt: skip
+                p99 = 1000 * np.percentile(lat, 99)
+                print(f"  workers {workers}, adversarial: {c} valid clients beside "
+                      f"{args.attackers} sending {len(attack) / 1e6:.1f} MB bodies of "
+                      f"unknown keys ({len(codes)} sent, status "
+                      f"{sorted(set(codes))}): valid p99 {p99:.1f} ms (without "
+                      f"attackers {tails[c]:.1f} ms, +{p99 - tails[c]:.1f}); slowest "
+                      f"attack answer {1000 * slow.max():.0f} ms")  # fmt: skip
+                delay = p99 - tails[c]
+                attacks_refused = slow.max() < 1 and set(codes) == {422}
         finally:
             stop(proc)
         lo, hi = min(args.concurrency), max(args.concurrency)
@@ -223,6 +300,9 @@ def main() -> None:
             f"c{hi} p99 <= 100 ms": tails[hi] <= 100,
             "no errors or wrong answers": not any(failed.values()),
         }
+        if args.attackers:
+            goals["every attack answered 422 in < 1 s"] = attacks_refused
+            goals["valid p99 +<= 100 ms beside attackers"] = delay <= 100
         met = [f"{k}: {'met' if v else 'NOT met'}" for k, v in goals.items()]
         print(f"  workers {workers} goals: " + "; ".join(met))
 

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             from features.io import output_path
 
             output_path(args.out, overwrite=True, types=(".md",))
-            with atomic_write(args.out) as tmp:
+            with atomic_write(args.out, overwrite=True) as tmp:
                 tmp.write_text(to_markdown() + "\n", encoding="utf-8")
             log.info("wrote %s", args.out)
         else:

@@ -364,7 +364,7 @@ def _write_cache(
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write`` on a temporary file next to ``path``, then rename it."""
-    with atomic_write(path) as tmp:
+    with atomic_write(path, overwrite=True) as tmp:
         write(tmp)
 
 

@@ -36,8 +36,10 @@ DTI_MAPS: tuple[str, ...] = ("FA", "MD", "AD", "RD")
 SPACE = "space-MNI152NLin2009cAsym_res-2"
 FORMAT_DOC = "docs/cohort-format.md"
 MISSING_TOKENS = frozenset({"", "n/a", "na", "nan"})
-PARTICIPANT_ID = re.compile(r"sub-[A-Za-z0-9]+")
-SESSION_ID = re.compile(r"ses-[A-Za-z0-9]+")
+# Labels name files (``sub-X_ses-Y_space-..._FA.nii.gz``), and file names hold at
+# most 255 bytes: 100 characters leave room for the rest.
+PARTICIPANT_ID = re.compile(r"sub-[A-Za-z0-9]{1,100}")
+SESSION_ID = re.compile(r"ses-[A-Za-z0-9]{1,100}")
 
 
 def is_missing(raw: object) -> bool:
@@ -52,6 +54,8 @@ def _show(raw: str) -> str:
     try:
         float(raw)
     except ValueError:
+        if len(raw) > 60:
+            return f"{raw[:40]!r}... ({len(raw)} characters)"
         return repr(raw)
     return raw
 
@@ -208,9 +212,10 @@ def require_columns(table: pd.DataFrame, path: Path, required: tuple[str, ...]) 
 
 _PARTICIPANT_RULES: dict[str, str] = {
     "participant_id": "identifiers must be 'sub-' followed by letters and digits "
-    "only (e.g. sub-0031). Rename the subject here and in every other table.",
-    "session": "sessions must be 'ses-' followed by letters and digits only "
-    "(e.g. ses-01), or empty. Rename the session.",
+    "only, at most 100 (e.g. sub-0031; they name files). Rename the subject here "
+    "and in every other table.",
+    "session": "sessions must be 'ses-' followed by letters and digits only, at "
+    "most 100 (e.g. ses-01), or empty. Rename the session.",
     "diagnosis": f"allowed labels are {', '.join(DIAGNOSES)} (any case), or an "
     "empty cell when the diagnosis is unknown. Correct the label, or leave it empty "
     "for a subject outside these classes who is to be scored.",
@@ -395,13 +400,10 @@ class CohortPaths:
         return folder / f"{self.key}_{SPACE}_label-GM_desc-modulated_probseg.nii.gz"
 
     @property
-    def lcmodel_table(self) -> Path:
-        """``derivatives/lcmodel/<key>/<key>_voi-SMA_lcmodel.table``, or the
-        LCModel ``.csv`` output of the same name when only that exists."""
-        folder = Path(self.cohort_dir) / "derivatives" / "lcmodel" / self.key
-        table = folder / f"{self.key}_voi-SMA_lcmodel.table"
-        csv = table.with_suffix(".csv")
-        return csv if not table.exists() and csv.exists() else table
+    def lcmodel_dir(self) -> Path:
+        """``derivatives/lcmodel/<key>/``: the subject-visit's LCModel outputs
+        (:func:`features.lcmodel.find_lcmodel_output` picks the one to read)."""
+        return Path(self.cohort_dir) / "derivatives" / "lcmodel" / self.key
 
 
 def attach_keys(

@@ -11,6 +11,7 @@ name the file each modality's values came from. Imaging is read in parallel.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,10 @@ from features.cohort import (
 )
 from features.dictionary import modality_of
 from features.errors import CohortFormatError, ImageMismatchError
+from features.files import unusual_entries
 from features.fmri import fmri_features, read_region_mapping
 from features.freesurfer import freesurfer_features
-from features.lcmodel import mrs_features, read_mrs_table
+from features.lcmodel import find_lcmodel_output, mrs_features, read_mrs_table
 from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
 from features.partitions import PartitionStore
 from features.tables import (
@@ -85,6 +87,7 @@ def _subject_imaging(
     paths = CohortPaths(cohort_dir, subject_key(pid, session))
     dti = {m: paths.dti_map(m) for m in maps.DTI_MAPS}
     fmri_source: list[Path] = []
+    mrs_source: list[Path] = []
     readers = {
         "freesurfer": (
             lambda: freesurfer_features(paths.freesurfer_stats_dir),
@@ -99,7 +102,7 @@ def _subject_imaging(
             lambda: maps.gm_features(paths.gm_map, atlas, resample=resample),
             paths.gm_map,
         ),
-        "mrs": (lambda: mrs_features(paths.lcmodel_table), paths.lcmodel_table),
+        "mrs": (lambda: _mrs(paths, mrs_source), mrs_source),
         "fmri": (
             lambda: _fmri(cohort_dir, pid, session, fmri_mapping, fmri_source),
             fmri_source,
@@ -160,6 +163,18 @@ def _subject_partition(store: PartitionStore, key: str, *args) -> tuple[dict, li
     return values, issues
 
 
+def _mrs(paths: CohortPaths, source: list) -> dict:
+    """The MRS values of the visit's LCModel output (its path appended to
+    ``source``); each file of its folder left unread is a warning."""
+    path, notes = find_lcmodel_output(paths.lcmodel_dir, paths.key)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    if path is None:
+        return {}
+    source.append(path)
+    return mrs_features(path)
+
+
 def _fmri(cohort_dir: Path, pid: str, session: str, mapping, source: list) -> dict:
     """rs-fMRI features; the file they came from is appended to ``source``."""
     values, path = fmri_features(cohort_dir, pid, session, mapping)
@@ -215,7 +230,7 @@ def extract_features(
     """
     cohort_dir = Path(cohort_dir)
     participants = read_participants(cohort_dir)
-    issues: list[Issue] = []
+    issues: list[Issue] = _unusual_files(cohort_dir)
     tables = {}
     for name, reader in (
         ("clinical", read_clinical),
@@ -295,14 +310,53 @@ def extract_features(
     return Extraction(table, issues)
 
 
+#: What each kind of :func:`features.files.unusual_entries` means, and the fix.
+_UNUSUAL = {
+    "outside": "lead out of the cohort and were followed",
+    "dangling": (
+        "lead to nothing, so their files count as not acquired; in a DataLad or "
+        "git-annex dataset run `datalad get` first, otherwise fix or remove them"
+    ),
+    "special": (
+        "are not regular files (FIFOs, sockets or devices), so they count as not "
+        "acquired; put the pipeline's output files there instead"
+    ),
+}
+
+
+def _unusual_files(cohort_dir: Path) -> list[Issue]:
+    """One issue per kind of link or special file in the cohort (not per file)."""
+    issues = []
+    for kind, paths in unusual_entries(cohort_dir).items():
+        if not paths:
+            continue
+        shown = ", ".join(paths[:3]) + (
+            f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        )
+        message = f"{cohort_dir}: {len(paths)} path(s) {_UNUSUAL[kind]}: {shown}."
+        if kind == "outside":
+            message += (
+                " The cohort is not self-contained: copy those files in before "
+                "sharing or archiving it."
+            )
+        issues.append(Issue(paths[0].split(" -> ")[0], "", "", "", message, ""))
+    return issues
+
+
+#: Problems quoted one by one per column; more are one problem with examples.
+MAX_QUOTED = 3
+
+
 def check_units(
     table: pd.DataFrame, strict: bool = False, file: str | None = None
 ) -> list[Issue]:
     """Leave missing (in place) the values of ``table`` that look like another
-    unit than the data dictionary's: whole column groups first (the cohort's
-    typical value off by a known factor), then single values outside their
-    plausible range; each is one problem (raised with ``strict``), naming
-    ``file`` (else the cohort file each value came from)."""
+    unit than the data dictionary's, and what the readers derived from them
+    (:func:`dependents`): whole column groups first (the cohort's typical value
+    off by a known factor), then single values outside their plausible range.
+    Each is one problem (raised with ``strict``), naming ``file`` (else the
+    cohort file each value came from); a column with more than
+    :data:`MAX_QUOTED` such values is one problem with the count and examples."""
     issues = []
 
     def found(issue: Issue) -> None:
@@ -312,6 +366,8 @@ def check_units(
 
     for columns, message in units.cohort_mixups(table):
         table[columns] = np.nan
+        for column in columns:
+            table[dependents(column, table.columns)] = np.nan
         where = f"{file}: " if file else ""
         text = f"{where}{message} Left missing."
         found(Issue(file or "features", "", columns[0], "", text, ""))
@@ -321,18 +377,62 @@ def check_units(
             continue
         values = pd.to_numeric(table[column], errors="coerce")
         lo, hi = check.values
-        for i in np.flatnonzero(((values < lo) | (values > hi)).to_numpy(bool)):
+        bad = np.flatnonzero(((values < lo) | (values > hi)).to_numpy(bool))
+        quoted = []
+        for i in bad:
             row = table.iloc[i]
             pid, ses = (_text(row.get(k)) for k in ("participant_id", "session"))
             origin = file or _source_of(row, column)
             line = f"row {i + 2}" if file else ""
             where = ", ".join(w for w in (line, pid, ses) if w)
             reason = units.implausible(column, float(values.iloc[i]))
-            message = f"{origin} ({where}): {reason}. Left missing; correct it in "
-            found(Issue(origin, pid, column, str(values.iloc[i]),
-                        f"{message}{origin}.", ses))  # fmt: skip
-            table.loc[table.index[i], column] = np.nan
+            quoted.append((origin, where, pid, ses, float(values.iloc[i]), reason))
+        if len(bad) <= MAX_QUOTED:
+            for origin, where, pid, ses, value, reason in quoted:
+                message = f"{origin} ({where}): {reason}. Left missing; correct it in "
+                found(Issue(origin, pid, column, f"{value:g}",
+                            f"{message}{origin}.", ses))  # fmt: skip
+        else:
+            origins = ", ".join(sorted({q[0] for q in quoted}))
+            who = [q[1] for q in quoted]
+            shown = "; ".join(who[:10]) + (
+                f" and {len(who) - 10} more" if len(who) > 10 else ""
+            )
+            found(Issue(origins.split(", ")[0], "", column, "", (
+                f"{origins}: {len(bad)} values of {column} are implausible "
+                f"({shown}); the first: {quoted[0][5]}. Left missing; check the "
+                f"column's unit, then correct them in {origins}."), ""))  # fmt: skip
+        rows = table.index[bad]
+        table.loc[rows, [column, *dependents(column, table.columns)]] = np.nan
     return issues
+
+
+def dependents(column: str, columns) -> list[str]:
+    """The columns of ``columns`` the readers compute from ``column``: left
+    missing with it, so that a rejected value feeds nothing (a volume's
+    ``_etiv_pct`` and the M1/precuneus ratio, :func:`features.freesurfer.
+    freesurfer_features`; the metabolite ratios, :mod:`features.lcmodel`).
+
+    >>> dependents("fs_thalamus_l_mm3", ["fs_thalamus_l_etiv_pct", "age"])
+    ['fs_thalamus_l_etiv_pct']
+    >>> dependents("mrs_naa", ["mrs_glu_naa", "mrs_naa_cr", "mrs_glu_gaba"])
+    ['mrs_glu_naa', 'mrs_naa_cr']
+    """
+    out = []
+    if column == "fs_etiv_mm3":
+        out = [c for c in columns if c.endswith("_etiv_pct")]
+    elif column.startswith("fs_") and column.endswith("_mm3"):
+        out = [column.removesuffix("_mm3") + "_etiv_pct"]
+        if re.fullmatch(r"fs_(precentral|precuneus)_(l|r)_mm3", column):
+            out.append("fs_m1_precuneus_ratio")
+    elif re.fullmatch(r"mrs_(naa|glu|gaba|cr)", column):
+        metabolite = column.removeprefix("mrs_")
+        out = [
+            ratio
+            for ratio in ("mrs_glu_naa", "mrs_glu_gaba", "mrs_naa_cr")
+            if metabolite in ratio.removeprefix("mrs_").split("_")
+        ]
+    return [c for c in out if c in set(columns)]
 
 
 def _text(value) -> str:

@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,10 +77,14 @@ def process_alive(pid: int) -> bool:
 
 
 @contextmanager
-def atomic_write(out: Path) -> Iterator[Path]:
-    """Yield a temporary path for the caller to write; on success it is renamed
-    onto ``out``, on any failure it is removed and ``out`` is untouched.
+def atomic_write(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path for the caller to write; on success it becomes
+    ``out``, on any failure it is removed and ``out`` is untouched.
 
+    Without ``overwrite`` the file is published with a hard link, which fails
+    when ``out`` exists: two runs started together with the same output cannot
+    silently replace each other's file (the later one gets
+    :class:`FileExistsError`). With ``overwrite`` it is renamed onto ``out``.
     A folder that cannot be written and a full disk are reported as
     :class:`ValueError` naming ``out`` and the fix (the commands exit 2 on it).
     """
@@ -89,14 +94,22 @@ def atomic_write(out: Path) -> Iterator[Path]:
     try:
         try:
             tmp.touch()
-        except PermissionError as exc:
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            why = {errno.EROFS: "read-only file system"}.get(
+                exc.errno, "permission denied"
+            )
             raise ValueError(
-                f"cannot write {out}: permission denied in the folder {out.parent} "
+                f"cannot write {out}: {why} in the folder {out.parent} "
                 f"({exc.strerror}); choose another --out or make the folder "
                 "writable."
             ) from None
         yield tmp
-        tmp.replace(out)
+        if overwrite:
+            tmp.replace(out)
+        else:
+            publish(tmp, out)
     except OSError as exc:
         if exc.errno not in NO_SPACE:
             raise
@@ -107,6 +120,87 @@ def atomic_write(out: Path) -> Iterator[Path]:
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Give the finished ``tmp`` the name ``out`` unless ``out`` exists (checked
+    and done in one step by the file system: a hard link, or on file systems
+    without hard links an exclusive create then a rename)."""
+    try:
+        try:
+            os.link(tmp, out)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+                raise
+        # no hard links here (some network and FAT file systems)
+        os.close(os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        tmp.replace(out)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{out} appeared while this run was writing it (another run with the "
+            "same output?); it was left as it is and this run's result was not "
+            "kept. Choose another --out, or pass --overwrite to replace it."
+        ) from None
+
+
+def what_is(path: Path) -> str:
+    """What ``path`` is when it is there but cannot be read as a file ("a link to
+    nothing", "a FIFO", ...); ``""`` for a regular file or nothing at all.
+
+    >>> what_is(Path("/dev/null")), what_is(Path("/no/such/file"))
+    ('a device', '')
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISLNK(mode):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return "a link to nothing (a DataLad/git-annex file not fetched?)"
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+def unusual_entries(root: Path) -> dict[str, list[str]]:
+    """What under ``root`` a reader may not see as it looks, by kind, as paths
+    relative to ``root``: ``"outside"`` (links leading out of ``root``, followed,
+    shown as ``link -> target``), ``"dangling"`` (links to nothing, e.g. a
+    DataLad/git-annex dataset before ``datalad get``) and ``"special"`` (FIFOs,
+    sockets, devices: never read as files). Links to folders are not descended.
+    """
+    root = Path(root)
+    real_root = os.path.realpath(root)
+    found: dict[str, list[str]] = {"outside": [], "dangling": [], "special": []}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()  # a stable order in the messages
+        for name in sorted([*dirs, *files]):
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue  # removed meanwhile
+            if stat.S_ISLNK(mode):
+                target = os.path.realpath(path)
+                if not os.path.exists(target):
+                    found["dangling"].append(rel)
+                    continue
+                if os.path.commonpath([real_root, target]) != real_root:
+                    found["outside"].append(f"{rel} -> {target}")
+                mode = os.stat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                found["special"].append(rel)
+    return found
 
 
 @contextmanager

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import CohortFormatError
+from features.files import what_is
 
 __all__ = [
     "AparcStats",
@@ -146,9 +147,14 @@ def _parse_stats_file(
     ``# ColHeaders`` line; without it such a file is an error.
     """
     if not path.is_file():
+        unreadable = what_is(path)
         raise FileNotFoundError(
-            f"FreeSurfer stats file not found: {path}. Expected it at {expected} "
-            "in the cohort directory; run recon-all for this subject or fix the path."
+            f"FreeSurfer stats file {path} is {unreadable}, not a file. Put the "
+            f"stats file itself at {expected}."
+            if unreadable
+            else f"FreeSurfer stats file not found: {path}. Expected it at "
+            f"{expected} in the cohort directory; run recon-all for this subject "
+            "or fix the path."
         )
     header: dict[str, str] = {}
     measures: dict[str, float] = {}
@@ -473,8 +479,13 @@ def _pulvinar_volumes(stats_dir: Path) -> dict[str, float]:
 
 
 def _parcellation(stats_dir: Path, has_aseg: bool) -> tuple[dict[str, Path], bool]:
-    """The ``?h.aparc.stats`` pair, else the ``?h.aparc.DKTatlas.stats`` pair."""
-    for atlas, is_dkt in (("aparc", False), ("aparc.DKTatlas", True)):
+    """The ``?h.aparc.stats`` pair, else the ``?h.aparc.DKTatlas.stats`` pair
+    (``?h.aparc.DKTatlas40.stats`` as FreeSurfer 5.3 names it)."""
+    for atlas, is_dkt in (
+        ("aparc", False),
+        ("aparc.DKTatlas", True),
+        ("aparc.DKTatlas40", True),
+    ):
         paths = {h: stats_dir / f"{h}.{atlas}.stats" for h in ("lh", "rh")}
         if all(p.is_file() for p in paths.values()):
             return paths, is_dkt
@@ -487,7 +498,8 @@ def _parcellation(stats_dir: Path, has_aseg: bool) -> tuple[dict[str, Path], boo
         f"{stats_dir}: {there} {', '.join(missing)} "
         f"{'is' if len(missing) == 1 else 'are'} not there; the cortical measures need "
         "lh.aparc.stats and rh.aparc.stats (or, failing those, both "
-        "?h.aparc.DKTatlas.stats). Finish recon-all (-autorecon3) for this subject "
+        "?h.aparc.DKTatlas.stats, or FreeSurfer 5.3's ?h.aparc.DKTatlas40.stats). "
+        "Finish recon-all (-autorecon3) for this subject "
         "or copy the stats files from its recon-all output."
     )
 
@@ -537,7 +549,7 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
     """
     stats_dir = Path(stats_dir)
     aseg_path = stats_dir / "aseg.stats"
-    found = sorted(p.name for p in stats_dir.glob("*.stats"))
+    found = sorted(p.name for p in stats_dir.glob("*.stats") if p.is_file())
     if not found:
         return {}  # not acquired
     has_aseg = aseg_path.is_file()
@@ -580,8 +592,10 @@ def freesurfer_features(stats_dir: Path) -> dict[str, float]:
             else "no eTIV either (the aparc files have no eTIV measure), so no "
             "eTIV-normalised (_etiv_pct) value"
         )
+        unreadable = what_is(aseg_path)
+        absent = f"aseg.stats is {unreadable}" if unreadable else "no aseg.stats"
         warnings.warn(
-            f"{stats_dir}: no aseg.stats (found {', '.join(found)}): the cortical "
+            f"{stats_dir}: {absent} (found {', '.join(found)}): the cortical "
             "values (precentral and precuneus volumes, thickness, the M1/precuneus "
             f"ratio) are extracted with {etiv_from}; total grey matter and the "
             "thalamus, caudate, putamen and pallidum volumes (and their _etiv_pct) "

@@ -13,6 +13,7 @@ target's folder.
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -146,6 +147,14 @@ def iter_table(
                 f"{path}: cannot read a header row ({exc}); save the table as "
                 "UTF-8 text with one header row."
             ) from exc
+        if len(header) == 1 and ";" in str(header[0]):
+            raise ValueError(
+                f"{path}: the header is one column holding ';' "
+                f"({str(header[0])[:60]!r}...): the table is separated by "
+                "semicolons, as spreadsheets in many European locales save 'CSV' "
+                "(usually with decimal commas too). Save it as .xlsx, or as CSV with "
+                "commas between fields and points in numbers."
+            )
         dtype = dict.fromkeys(_text_names(header, text), "string")
         reader = pd.read_csv(path, sep=_sep(path), dtype=dtype, chunksize=chunk_size)
         chunks = [reader] if chunk_size is None else reader
@@ -159,16 +168,71 @@ def iter_table(
         ) from None
     dtype = dict.fromkeys(_text_names(header, text), "string")
     table = pd.read_excel(path, dtype=dtype)
+    for problem in uncached_formulas(path):
+        warnings.warn(problem, UserWarning, stacklevel=2)
     size = chunk_size or max(len(table), 1)
     slices = (table.iloc[i : i + size] for i in range(0, max(len(table), 1), size))
     return len(table), _numbered(slices, path, text)
+
+
+def uncached_formulas(path: Path) -> list[str]:
+    """One problem per column of an .xlsx file's first sheet holding formulas
+    without a saved result (as openpyxl and other programs write them): Excel
+    readers see those cells as empty.
+
+    >>> import tempfile, openpyxl
+    >>> p = Path(tempfile.mkdtemp()) / "t.xlsx"
+    >>> book = openpyxl.Workbook()
+    >>> book.active.append(["participant_id", "nfl_pg_ml"])
+    >>> book.active.append(["sub-01", "=12*1000"])
+    >>> book.save(p)
+    >>> problem = uncached_formulas(p)[0]
+    >>> "column 'nfl_pg_ml' holds 1 formula(s) with no saved result" in problem
+    True
+    """
+    if Path(path).suffix.lower() != ".xlsx":
+        return []
+    from openpyxl import load_workbook
+
+    books = [load_workbook(path, read_only=True, data_only=d) for d in (False, True)]
+    try:
+        sheets = (b.worksheets[0].iter_rows(values_only=True) for b in books)
+        rows = zip(*sheets, strict=True)
+        header, _ = next(rows, ((), ()))
+        found: dict[str, list[tuple[int, str]]] = {}
+        for number, (formulas, values) in enumerate(rows, start=2):
+            for j, (formula, value) in enumerate(zip(formulas, values, strict=True)):
+                if value is None and str(formula).startswith("="):
+                    name = str(header[j]) if j < len(header) else f"column {j + 1}"
+                    found.setdefault(name, []).append((number, formula))
+    finally:
+        for book in books:
+            book.close()
+    return [
+        f"{path}: column {name!r} holds {len(cells)} formula(s) with no saved result "
+        f"(e.g. row {cells[0][0]}: {cells[0][1][:40]}), which read as empty cells. "
+        "Open the workbook in Excel or LibreOffice and save it (that stores the "
+        "results), or export the sheet as CSV."
+        for name, cells in found.items()
+    ]
 
 
 def _numbered(
     chunks, path: Path, text: list[str]
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     first = 0
-    for chunk in chunks:
+    chunks = iter(chunks)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except pd.errors.ParserError as exc:  # "Expected 139 fields in line 3, saw 156"
+            raise ValueError(
+                f"{path}: cannot be read as a table ({exc}). Every row must have as "
+                "many fields as the header: look for a separator inside a value (a "
+                "decimal comma, an unquoted comma in a note) on that line."
+            ) from None
         yield first, _tidy(chunk.reset_index(drop=True), path, text)
         first += len(chunk)
 
@@ -182,6 +246,11 @@ def output_path(out: Path, *, overwrite: bool, types=WRITE_TYPES) -> Path:
             f"{out}: unsupported output type {out.suffix.lower()!r}; use one of "
             f"{', '.join(types)}."
         )
+    if out.is_dir():
+        raise ValueError(
+            f"{out} is a folder; --out names the file to write, e.g. "
+            f"{out / ('result' + out.suffix.lower())}."
+        )
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it.")
     try:
@@ -194,15 +263,42 @@ def output_path(out: Path, *, overwrite: bool, types=WRITE_TYPES) -> Path:
     return out
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each text cell that a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``, ``+1``, ``@SUM``...) prefixed with ``'``, as OWASP
+    advises for CSV files; numbers are left alone. Only text columns are copied.
+
+    >>> safe = spreadsheet_safe(pd.DataFrame({"id": ["=1+2", "sub-1"], "x": [-1.0, 2]}))
+    >>> safe["id"].tolist(), safe["x"].tolist()
+    (["'=1+2", 'sub-1'], [-1.0, 2.0])
+    """
+    out = table
+    for c in table.columns:
+        column = table[c]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        text = column.astype("string")
+        risky = text.str.startswith(FORMULA_START).fillna(False).to_numpy(bool)
+        if risky.any():
+            if out is table:
+                out = table.copy()
+            out[c] = column.astype(object).where(~risky, "'" + text.astype(object))
+    return out
+
+
 def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> Path:
     """Write ``table`` to ``out`` (.parquet, .csv or .tsv) atomically, creating its
     folder."""
     out = output_path(out, overwrite=overwrite)
-    with atomic_write(out) as tmp:
+    with atomic_write(out, overwrite=overwrite) as tmp:
         if out.suffix.lower() == ".parquet":
             table.to_parquet(tmp, index=False)
         else:
-            table.to_csv(tmp, sep=_sep(out), index=False)
+            spreadsheet_safe(table).to_csv(tmp, sep=_sep(out), index=False)
     return out
 
 
@@ -212,5 +308,6 @@ __all__ = [
     "iter_table",
     "output_path",
     "read_table",
+    "spreadsheet_safe",
     "write_table",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ __all__ = [
     "MRS_COLUMNS",
     "LCModelResult",
     "apply_crlb_threshold",
+    "find_lcmodel_output",
     "mrs_features",
     "read_lcmodel_csv",
     "read_lcmodel_table",
@@ -38,7 +40,13 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[Ee][-+]\d{2})?"
 _CONC_ROW = re.compile(
     rf"^\s*(?P<conc>{_NUMBER})\s*(?P<sd>\d+)%\s*(?P<ratio>{_NUMBER})\s+(?P<name>\S+)\s*$"
 )
-_CONC_HEADER = re.compile(r"^\$\$CONC\s+(?P<n>\d+)\s+lines")
+# ``.table``: "$$CONC 38 lines in following concentration table = NCONC+1";
+# ``.coord``: the same line without "$$CONC".
+_CONC_HEADER = re.compile(
+    r"^\s*(?:\$\$CONC\s+)?(?P<n>\d+)\s+lines in following concentration table"
+)
+_DIAG_HEADER = re.compile(r"^\s*(?:\$\$DIAG\s+)?\d+\s+lines in following diagnostic")
+_FATAL = re.compile(r"\bFATAL\b|\bfatal\b")
 _RATIO_HEADER = re.compile(r"%SD\s+/(?P<ref>\S+)")
 _FWHM = re.compile(r"FWHM\s*=\s*(?P<v>" + _NUMBER + r")\s*ppm")
 _SNR = re.compile(r"S/N\s*=\s*(?P<v>" + _NUMBER + ")")
@@ -97,12 +105,14 @@ def _frame(rows: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
 
 
 def read_lcmodel_table(path: str | Path) -> LCModelResult:
-    """Read an LCModel ``.table`` file (``LTABLE`` output).
+    """Read an LCModel ``.table`` file (``LTABLE`` output), or the concentration
+    and misc. tables at the head of a ``.coord`` file (``LCOORD``), which hold the
+    same values.
 
     Parameters
     ----------
     path : str or Path
-        Path to the ``.table`` file.
+        Path to the ``.table`` (or ``.coord``) file.
 
     Returns
     -------
@@ -114,8 +124,10 @@ def read_lcmodel_table(path: str | Path) -> LCModelResult:
     FileNotFoundError
         If ``path`` does not exist.
     CohortFormatError
-        If the file has no ``$$CONC`` section, its column header has no ratio
-        column, a concentration row cannot be parsed, or the table is truncated.
+        If the fit failed (no ``$$CONC`` section: LCModel's own ``FATAL``
+        diagnostic is quoted), the column header has no ratio column, a
+        concentration row cannot be parsed or names a metabolite twice, or the
+        table is truncated.
 
     Examples
     --------
@@ -124,13 +136,25 @@ def read_lcmodel_table(path: str | Path) -> LCModelResult:
     ('6.3-1B', 0.043, 13.0, np.float64(11.0))
     """
     path = Path(path)
-    lines = _read_lines(path, ".table")
+    lines = _read_lines(path, path.suffix.lower() or ".table")
+    if not lines:
+        raise CohortFormatError(
+            f"{path}: the file is empty: the LCModel fit probably failed. Check its "
+            ".print output (or re-run LCModel for this spectrum)."
+        )
     start = next((i for i, ln in enumerate(lines) if _CONC_HEADER.match(ln)), None)
     if start is None:
+        fatal = _fatal_diagnostics(lines)
+        if fatal:
+            raise CohortFormatError(
+                f"{path}: the LCModel fit failed, with no concentration table; "
+                f"LCModel's diagnostic: {fatal}. See the LCModel manual's list of "
+                "diagnostics, fix the control file or the spectrum, and re-run it."
+            )
         raise CohortFormatError(
             f"{path}: no '$$CONC' section; this does not look like an LCModel .table "
             "file. Check that you passed the .table output (LTABLE/FILTAB), not the "
-            ".coord, .ps or .print output, and that the fit finished."
+            ".ps or .print output, and that the fit finished."
         )
     n_rows = int(_CONC_HEADER.match(lines[start]).group("n")) - 1
     header_line = lines[start + 1] if start + 1 < len(lines) else ""
@@ -158,6 +182,12 @@ def read_lcmodel_table(path: str | Path) -> LCModelResult:
                 f"{text.strip()!r}; expected 'conc  %SD%  ratio  name' as LCModel "
                 "writes it (e.g. ' 7.97E-02  11%   0.318 NAA'). Fix or re-export it."
             )
+        if match["name"] in rows:
+            raise CohortFormatError(
+                f"{path}, line {index + 1}: metabolite {match['name']!r} appears a "
+                "second time in the $$CONC table; which value is right cannot be "
+                "told. Restore the unedited LCModel output."
+            )
         rows[match["name"]] = (
             float(match["conc"]),
             float(match["sd"]),
@@ -168,6 +198,84 @@ def read_lcmodel_table(path: str | Path) -> LCModelResult:
     snr = next((float(m["v"]) for ln in misc if (m := _SNR.search(ln))), None)
     version = next((m["v"] for ln in lines[:start] if (m := _VERSION.search(ln))), None)
     return LCModelResult(_frame(rows), ref_match["ref"], fwhm, snr, version, path)
+
+
+def _fatal_diagnostics(lines: list[str]) -> str:
+    """LCModel's ``FATAL`` lines of the ``$$DIAG`` table, joined; ``""`` if none."""
+    start = next((i for i, ln in enumerate(lines) if _DIAG_HEADER.match(ln)), None)
+    scope = lines[start + 1 :] if start is not None else lines
+    fatal = [ln.strip() for ln in scope if _FATAL.search(ln)]
+    return "; ".join(dict.fromkeys(fatal))[:300]
+
+
+#: LCModel's outputs of one fit, by suffix (lower case); the first three hold the
+#: concentrations, best first.
+LCMODEL_OUTPUTS = (".table", ".csv", ".coord")
+LCMODEL_SIBLINGS = (*LCMODEL_OUTPUTS, ".ps", ".print", ".control", ".raw", ".h2o")
+
+
+def find_lcmodel_output(folder: Path, key: str) -> tuple[Path | None, list[str]]:
+    """The LCModel output to read for subject-visit ``key``, and notes on what was
+    chosen and on every file of ``folder`` left unread.
+
+    ``<key>_voi-SMA_lcmodel`` with ``.table``, ``.csv`` or ``.coord`` (in that
+    order of preference, suffix in any case: LCModel writes ``.TABLE`` and
+    ``.CSV``); else the folder's only output of one of those kinds under another
+    name. The other outputs of the same fit (``.ps``, ``.print``, ...) go
+    without saying; any other file is named. Two candidates under other names
+    are ambiguous: none is read, and the note says so.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("svs_97.TABLE", "svs_97.PS", "notes.txt"):
+    ...     _ = (folder / name).write_text("x")
+    >>> path, notes = find_lcmodel_output(folder, "sub-01")
+    >>> path.name, len(notes)
+    ('svs_97.TABLE', 2)
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None, []
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    stem = f"{key}_voi-SMA_lcmodel"
+    kinds = {s: [p for p in files if p.suffix.lower() == s] for s in LCMODEL_OUTPUTS}
+    chosen = next(
+        (p for s in LCMODEL_OUTPUTS for p in kinds[s] if p.stem == stem), None
+    )
+    notes = []
+    if chosen is None:
+        for suffix in LCMODEL_OUTPUTS:
+            stems = sorted({p.stem for p in kinds[suffix]})
+            if len(stems) > 1:
+                listed = ", ".join(stems)
+                return None, [
+                    f"{folder}: {len(stems)} LCModel {suffix} outputs ({listed}) and "
+                    f"none named {stem}{suffix}: which is this visit's SMA voxel "
+                    f"cannot be told, so none was read. Rename that one {stem}{suffix}."
+                ]
+            if stems:
+                chosen = kinds[suffix][0]
+                notes.append(
+                    f"{folder}: read {chosen.name}, the folder's only LCModel "
+                    f"{suffix} output (expected name {stem}{suffix})."
+                )
+                break
+    if chosen is None:
+        if files:
+            notes.append(
+                f"{folder}: no LCModel .table, .csv or .coord output among "
+                f"{', '.join(p.name for p in files)}: MRS counts as not acquired."
+            )
+        return None, notes
+    unread = [
+        p.name
+        for p in files
+        if p != chosen
+        and not (p.stem == chosen.stem and p.suffix.lower() in LCMODEL_SIBLINGS)
+    ]
+    if unread:
+        notes.append(f"{folder}: not used: {', '.join(unread)} (read {chosen.name}).")
+    return chosen, notes
 
 
 def _csv_columns(path: Path, header: list[str]) -> tuple[list[str], str]:
@@ -234,7 +342,12 @@ def read_lcmodel_csv(path: str | Path) -> LCModelResult:
     """
     path = Path(path)
     lines = [ln for ln in _read_lines(path, ".CSV") if ln.strip()]
-    header = [f.strip() for f in lines[0].split(",")] if lines else []
+    if not lines:
+        raise CohortFormatError(
+            f"{path}: the file is empty: the LCModel fit probably failed. Check its "
+            ".print output (or re-run LCModel for this spectrum)."
+        )
+    header = [f.strip() for f in lines[0].split(",")]
     names, reference = _csv_columns(path, header)
     if len(lines) != 2:
         raise CohortFormatError(
@@ -382,7 +495,8 @@ def mrs_features(table: Path, max_crlb_pct: float = MAX_CRLB_PCT) -> dict[str, f
         Empty when ``table`` does not exist, else :data:`MRS_COLUMNS`:
         ``mrs_{naa,glu,gaba,cr}`` (``cr`` is Cr+PCr, or Cr + PCr summed when
         LCModel wrote no combination), NaN when the %SD exceeds ``max_crlb_pct``;
-        ``mrs_<m>_rejected`` = 1.0 when so or when the metabolite is absent;
+        ``mrs_<m>_rejected`` = 1.0 when so (NaN, with a warning, when the
+        metabolite has no row: missing is not rejected);
         ``mrs_glu_naa``, ``mrs_glu_gaba``, ``mrs_naa_cr``, ``mrs_fwhm_ppm``,
         ``mrs_snr``.
 
@@ -407,9 +521,21 @@ def mrs_features(table: Path, max_crlb_pct: float = MAX_CRLB_PCT) -> dict[str, f
     result = _with_total_creatine(reader(table))
     conc, rejected = apply_crlb_threshold(result, max_sd_pct=max_crlb_pct)
     out: dict[str, float] = {}
+    absent = [m for m in MRS_METABOLITES if m not in conc.index]
     for metabolite, name in MRS_METABOLITES.items():
         out[name] = float(conc.get(metabolite, np.nan))
-        out[f"{name}_rejected"] = float(rejected.get(metabolite, True))
+        # not in the basis set: missing, which is not a CRLB rejection
+        out[f"{name}_rejected"] = (
+            float(rejected[metabolite]) if metabolite in rejected.index else np.nan
+        )
+    if absent:
+        warnings.warn(
+            f"{table}: no {', '.join(absent)} row in the concentration table (not in "
+            "the basis set?): those values are missing, not rejected. Fit with a basis "
+            "set that holds them.",
+            UserWarning,
+            stacklevel=2,
+        )
     _ratios_and_quality(
         out,
         np.nan if result.fwhm_ppm is None else result.fwhm_ppm,

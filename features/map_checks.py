@@ -11,6 +11,7 @@ reduction itself is :mod:`features.regions`.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 
@@ -36,6 +37,9 @@ KINDS: tuple[str, ...] = ("FA", "MD", "AD", "RD", "QSM", "GM")
 
 #: Largest allowed difference between a map's affine and the atlas's, in mm.
 AFFINE_TOLERANCE_MM = 1e-3
+#: The most a map may hold once decompressed (a 0.5 mm whole-brain float64 map is
+#: ~0.5 GiB): the header's declared size is checked before anything is inflated.
+MAX_MAP_BYTES = 2 << 30
 
 RESAMPLE_FIX = (
     "Resample the map to MNI152 2 mm (e.g. with nilearn.image.resample_to_img onto "
@@ -290,13 +294,14 @@ def load_map(
     path: str,
     kind: str,
 ) -> nib.spatialimages.SpatialImage:
-    """Load a path (``.nii.gz`` in one decompression, else nibabel); pass an image."""
+    """Load a path (``.nii.gz`` in one decompression, else nibabel); pass an
+    image. A complex-valued map is refused (casting would drop a part silently)."""
     if not isinstance(img_or_path, str | os.PathLike):
-        return img_or_path
+        return _real_valued(img_or_path, path, kind)
     try:
         if path.endswith(".nii.gz"):
-            return _load_nii_gz(path)
-        return nib.load(img_or_path)
+            return _real_valued(_load_nii_gz(path), path, kind)
+        return _real_valued(nib.load(img_or_path), path, kind)
     except (ImageFileError, HeaderDataError, EOFError, zlib.error) as err:
         raise ImageMismatchError(
             f"{path}: cannot read the {kind} map as a NIfTI image ({err}). Pass a "
@@ -307,6 +312,27 @@ def load_map(
             f"{path}: cannot read the {kind} map: it is not gzip-compressed ({err}). "
             "If it is an uncompressed NIfTI file, rename it to .nii or gzip it."
         ) from err
+    except _TooLarge as err:
+        raise ImageMismatchError(
+            f"{path}: the {kind} map {err}; it was not read. A map holds one "
+            f"volume of at most {MAX_MAP_BYTES >> 30} GiB: check the file (a damaged "
+            "or hostile header, or the wrong file)."
+        ) from None
+
+
+def _real_valued(img, path: str, kind: str):
+    dtype = img.get_data_dtype()
+    if np.issubdtype(dtype, np.complexfloating):
+        raise ImageMismatchError(
+            f"{path}: the {kind} map holds complex values ({dtype}); a {kind} map is "
+            "real-valued. Pass the real map the pipeline writes (e.g. the "
+            "susceptibility or FA map), not a complex image."
+        )
+    return img
+
+
+class _TooLarge(Exception):
+    """A compressed NIfTI file that would inflate beyond what it may hold."""
 
 
 def _load_nii_gz(path: str) -> nib.spatialimages.SpatialImage:
@@ -315,12 +341,15 @@ def _load_nii_gz(path: str) -> nib.spatialimages.SpatialImage:
         compressed = handle.read()
     if compressed[:2] != b"\x1f\x8b":
         raise gzip.BadGzipFile(f"starts with {compressed[:2]!r}, not the gzip magic")
-    inflate = zlib.decompressobj(wbits=31)  # gzip wrapper, CRC checked by zlib
-    raw = inflate.decompress(compressed)
-    if not inflate.eof:
-        raise EOFError("the compressed file ends early (truncated?)")
-    if inflate.unused_data:  # several gzip members (e.g. bgzip): let gzip join them
-        raw = gzip.decompress(compressed)
+    head = zlib.decompressobj(wbits=31).decompress(compressed, 540)
+    declared = _declared_bytes(head)
+    if declared > MAX_MAP_BYTES:
+        raise _TooLarge(
+            f"header declares {declared / 2**30:.1f} GiB of image data, more than "
+            f"the {MAX_MAP_BYTES >> 30} GiB limit"
+        )
+    # what the header declares, plus room for padding some writers add
+    raw = _inflate(compressed, declared + (1 << 20) if declared else MAX_MAP_BYTES)
     sizes = {int.from_bytes(raw[:4], order) for order in ("little", "big")}
     if 348 in sizes:
         return nib.Nifti1Image.from_bytes(raw)
@@ -330,6 +359,43 @@ def _load_nii_gz(path: str) -> nib.spatialimages.SpatialImage:
         f"header size {int.from_bytes(raw[:4], 'little')} is neither 348 (NIfTI-1) "
         "nor 540 (NIfTI-2)"
     )
+
+
+def _declared_bytes(head: bytes) -> int:
+    """Header offset plus voxel count times voxel size, from a NIfTI header's bytes
+    (0 when they are not a NIfTI header: the full read then says why)."""
+    for header in (nib.Nifti1Header, nib.Nifti2Header):
+        if len(head) < header.sizeof_hdr:
+            continue
+        try:
+            hdr = header.from_fileobj(
+                io.BytesIO(head[: header.sizeof_hdr]), check=False
+            )
+            shape = hdr.get_data_shape()
+            itemsize = hdr.get_data_dtype().itemsize
+            offset = int(hdr.get_data_offset())
+        except (HeaderDataError, ValueError, TypeError, OverflowError):
+            continue
+        if int(hdr["sizeof_hdr"]) == header.sizeof_hdr:
+            return offset + int(np.prod(shape, dtype=object)) * itemsize
+    return 0
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    """Every gzip member of ``data`` decompressed (bgzip writes several), CRC
+    checked; :class:`_TooLarge` past ``limit`` bytes, before inflating more."""
+    out = bytearray()
+    while data:
+        inflate = zlib.decompressobj(wbits=31)
+        out += inflate.decompress(data, limit + 1 - len(out))
+        if len(out) > limit:
+            raise _TooLarge("decompresses to more than its header declares")
+        if not inflate.eof:
+            raise EOFError("the compressed file ends early (truncated?)")
+        data = inflate.unused_data
+        if data[:2] != b"\x1f\x8b":
+            break  # trailing bytes after the last member, as gzip ignores zeros
+    return bytes(out)
 
 
 def shape_3d(

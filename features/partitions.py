@@ -111,7 +111,7 @@ class PartitionStore:
             return None, f"{type(exc).__name__}: {exc}"
 
     def save(self, key: str, result) -> None:
-        with atomic_write(self.path(key)) as tmp:
+        with atomic_write(self.path(key), overwrite=True) as tmp:
             with open(tmp, "wb") as handle:
                 pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
 

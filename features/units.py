@@ -37,7 +37,8 @@ class UnitCheck:
     ``values``: where any single value lies; ``typical``: where the group's
     largest absolute median lies in a real cohort (None: not checked);
     ``mixups``: (wrong unit, factor) with value in the wrong unit = factor x value
-    in ``unit``.
+    in ``unit``; ``hint``: what a value outside the range most likely means when
+    no single factor explains it.
     """
 
     pattern: str
@@ -45,6 +46,7 @@ class UnitCheck:
     values: tuple[float, float]
     typical: tuple[float, float] | None
     mixups: tuple[tuple[str, float], ...]
+    hint: str = "check its unit and value"
 
     def matches(self, column: str) -> bool:
         return re.fullmatch(self.pattern, column) is not None
@@ -96,6 +98,17 @@ CHECKS: tuple[UnitCheck, ...] = (
     UnitCheck(r"vbm_\w+_(l|r)_ml", "mL", (0.01, 100), (0.5, 60), (("mm^3", 1e3),)),
     UnitCheck(r"ncs_\w+_cmap_mv", "mV", (0, 100), (0.5, 25), (("uV", 1e3),)),
     UnitCheck("fvc_pct", "% predicted", (5, 170), (20, 140), (("a fraction", 1e-2),)),
+    # LCModel without water scaling (no DOWS / water reference) writes values on
+    # the spectrum's arbitrary scale (e.g. NAA 0.08 or 1e-6): no fixed factor.
+    UnitCheck(
+        r"mrs_(naa|glu|gaba|cr)",
+        "institutional units (~mM)",
+        (0.2, 60),
+        (3, 40),
+        (),
+        "it looks like LCModel output not scaled to water (no water reference, "
+        "DOWS): re-run LCModel with the unsuppressed water scan, or use the ratios",
+    ),
 )
 
 
@@ -143,7 +156,7 @@ def implausible(column: str, value: float) -> str | None:
     for unit, factor in check.mixups:
         if far and lo <= value / factor <= hi:
             return f"{message}: it looks like {unit}; {_conversion(factor)}"
-    return f"{message}; check its unit and value"
+    return f"{message}; {check.hint}"
 
 
 def _conversion(factor: float) -> str:

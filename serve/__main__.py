@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
             help="MLflow model registry URI (this option > $MLFLOW_REGISTRY_URI > "
             "the tracking URI)",
         )
+        p.add_argument(
+            "--trust-unverified-model",
+            action="store_true",
+            help="load a model folder that has no manifest.json: its card and model "
+            "file are then NOT checked against the hashes its trainer wrote (it is "
+            "still read only as skops with this package's trusted types)",
+        )
         if name == "api":
             p.add_argument("--host", default="127.0.0.1", help="default loopback")
             p.add_argument("--port", type=int, default=8000)
@@ -163,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model,
         args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None,
         args.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None,
+        unverified=args.trust_unverified_model,
     )
     try:
         if args.command == "score":

@@ -36,13 +36,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from features.dictionary import describe
-from serve.bundle import Bundle, fill_availability, json_safe, load_bundle
+from serve.bundle import Bundle, fill_availability, json_safe, load_source
 from serve.config import ApiConfig
 from serve.predict import ID_COLUMNS, predict
 
@@ -51,6 +51,13 @@ log = logging.getLogger("serve.api")
 TEXT_COLUMNS = ("site",)  # feature columns read as strings; all others are numbers
 ROUTES = ("/health", "/model", "/predict", "/explain", "/docs", "/openapi.json")
 MAX_PROBLEMS = 5  # problems quoted in one 422 message
+#: The most JSON one record may take (a features-table row of ~600 columns is
+#: ~30 KB): a body whose records average more is refused before it is parsed.
+MAX_RECORD_BYTES = 64_000
+#: Keys a record may hold beyond the model's columns, the identifiers and the
+#: columns of its training table (a features table's QC and bookkeeping columns):
+#: a record with more is refused before any per-key work.
+SPARE_KEYS = 400
 
 Value = bool | int | float | str | None
 
@@ -64,6 +71,62 @@ class Records(BaseModel):
 
 class RecordsError(ValueError):
     """The records of a request cannot be turned into a features table."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (JSON parsers keep the
+    last one silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise RecordsError(
+            f"key {twice!r} appears twice in one object; send each column once "
+            "per record."
+        )
+    return obj
+
+
+async def read_records(request: Request) -> list[dict[str, Value]]:
+    """The records of a ``/predict`` or ``/explain`` body, parsed once: a key
+    given twice is a 422 naming it, other malformed bodies are FastAPI's usual
+    validation errors."""
+    raw = await request.body()
+    # at most as many records as "{"s: beyond this size per "{", some record is
+    # larger than any record can be (parsing 5 MB holds the server ~0.3 s)
+    if len(raw) > MAX_RECORD_BYTES * max(raw.count(b"{") - 1, 1):
+        raise HTTPException(
+            422,
+            detail=f"a record of this request takes more than {MAX_RECORD_BYTES} "
+            "bytes of JSON; a record holds one subject-visit's columns (the model's "
+            "are listed by GET /model). Send fewer keys per record.",
+        )
+    try:
+        data = json.loads(raw, object_pairs_hook=_unique_keys)
+    except RecordsError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+    except ValueError as exc:  # not JSON, or not UTF-8: as FastAPI answers it
+        where = (
+            ("body", exc.pos) if isinstance(exc, json.JSONDecodeError) else ("body",)
+        )
+        raise RequestValidationError(
+            [{"loc": where, "msg": "JSON decode error", "type": "json_invalid"}]
+        ) from None
+    try:
+        return Records.model_validate(data).records
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+
+
+#: The body schema for /docs, the body being read by :func:`read_records`.
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": Records.model_json_schema()}},
+    }
+}
+RecordsBody = Annotated[list[dict[str, Value]], Depends(read_records)]
 
 
 def records_to_frame(
@@ -104,17 +167,8 @@ def records_to_frame(
     >>> frame["nfl_pg_ml"].tolist()  # doctest: +SKIP
     [41.2]
     """
+    screen(records, bundle, max_records)
     n = len(records)
-    if n == 0:
-        raise RecordsError(
-            'records is empty; send at least one record: {"records": '
-            '[{"nfl_pg_ml": 41.2, "site": "siteA"}]}.'
-        )
-    if n > max_records:
-        raise RecordsError(
-            f"{n} records in one request; the limit is {max_records}. Split the "
-            f"batch into requests of at most {max_records} records."
-        )
     keys = set().union(*records)  # the distinct keys, each resolved once
     produced = _produced(bundle, keys)
     features = [c for c in bundle.feature_columns if c not in produced]
@@ -124,9 +178,17 @@ def records_to_frame(
     texts: dict[str, list[Any]] = {c: [None] * n for c in features if c in TEXT_COLUMNS}
     folded = {c.lower(): c for c in features}
     resolved = {k: folded.get(k.strip().lower(), k) for k in keys}  # "Age" is age
-    extra: dict[str, list[Any]] = {}
     accepted = _accepted(bundle)
-    problems: list[str] = []
+    known = {
+        k: k in where
+        or k in texts
+        or k.strip().lower() in accepted
+        or describe(k) is not None
+        for k in set(resolved.values())
+    }
+    problems = _collisions(records, resolved)
+    n_problems = len(problems)
+    extra: dict[str, list[Any]] = {}
     for i, record in enumerate(records):
         for key, value in record.items():
             problem = None
@@ -136,22 +198,25 @@ def records_to_frame(
             elif key in texts:
                 problem = _text(key, value)
                 texts[key][i] = None if problem else value
-            elif key.strip().lower() in accepted or describe(key) is not None:
+            elif known[key]:
                 extra.setdefault(key, [None] * n)[i] = value
-            else:
-                known = [*features, *accepted]
-                close = difflib.get_close_matches(key, known, n=1)
+            elif n_problems < MAX_PROBLEMS:  # a name search for the first few only
+                close = difflib.get_close_matches(key, [*features, *accepted], n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else "."
                 problem = (
                     f"unknown column {key!r}{hint} A record holds the columns of a "
                     "features table (python -m features extract; the model's own are "
                     "listed by GET /model) or of the table the model was trained on."
                 )
+            else:
+                problem = "unknown column"
             if problem:
-                problems.append(f"record {i}: {problem}")
+                n_problems += 1
+                if len(problems) < MAX_PROBLEMS:
+                    problems.append(f"record {i}: {problem}")
     if problems:
-        shown = " | ".join(problems[:MAX_PROBLEMS])
-        more = len(problems) - MAX_PROBLEMS
+        shown = " | ".join(problems)
+        more = n_problems - len(problems)
         raise RecordsError(
             shown + (f" | and {more} more problem(s)." if more > 0 else "")
         )
@@ -165,6 +230,58 @@ def records_to_frame(
         frame[c] = pd.array(values, dtype=object)
     fill_availability(frame, bundle.schema)
     return frame
+
+
+def screen(records: list[dict[str, Value]], bundle: Bundle, max_records: int) -> None:
+    """Refuse, before any per-key work, a request with no records, too many, or a
+    record with far more keys than any table the model reads has columns (one
+    request must not hold up the others)."""
+    n = len(records)
+    if n == 0:
+        raise RecordsError(
+            'records is empty; send at least one record: {"records": '
+            '[{"nfl_pg_ml": 41.2, "site": "siteA"}]}.'
+        )
+    if n > max_records:
+        raise RecordsError(
+            f"{n} records in one request; the limit is {max_records}. Split the "
+            f"batch into requests of at most {max_records} records."
+        )
+    limit = len(bundle.feature_columns) + len(_accepted(bundle)) + SPARE_KEYS
+    for i, record in enumerate(records):
+        if len(record) > limit:
+            raise RecordsError(
+                f"record {i} holds {len(record)} keys; a record of this model holds "
+                f"at most {limit} (its {len(bundle.feature_columns)} columns, the "
+                "identifiers and a features table's other columns). Send the "
+                "model's columns (GET /model) and identifiers only."
+            )
+    distinct = len(set().union(*records))
+    if distinct > limit:  # records of one table share their columns
+        raise RecordsError(
+            f"the records hold {distinct} different keys between them; the records "
+            f"of one request are rows of one table, of at most {limit} columns for "
+            "this model. Send the model's columns (GET /model) and identifiers only."
+        )
+
+
+def _collisions(records: list[dict[str, Value]], resolved: dict[str, str]) -> list[str]:
+    """A problem for each record holding two keys that name one column (``age``
+    and ``AGE``): which one to use would be a guess."""
+    targets: dict[str, list[str]] = {}
+    for key, target in resolved.items():
+        targets.setdefault(target.strip().lower(), []).append(key)
+    clashing = [keys for keys in targets.values() if len(keys) > 1]
+    problems = []
+    for i, record in enumerate(records):
+        for keys in clashing:
+            both = [k for k in keys if k in record]
+            if len(both) > 1 and len(problems) < MAX_PROBLEMS:
+                problems.append(
+                    f"record {i}: keys {sorted(both)} name the same column "
+                    f"{resolved[both[0]]!r}; send it once."
+                )
+    return problems
 
 
 def _produced(bundle: Bundle, keys: set[str]) -> set[str]:
@@ -201,6 +318,11 @@ def _number(key: str, value: Value) -> tuple[float, str | None]:
     """``value`` as a float (NaN = missing), or the problem with it."""
     if value is None:
         return math.nan, None
+    if isinstance(value, bool):
+        return math.nan, (
+            f"{key} = {str(value).lower()} is not a number. Send a number (e.g. 1 "
+            "for yes, 0 for no), or null if it was not measured."
+        )
     if isinstance(value, str):
         try:
             number = float(value)
@@ -214,6 +336,11 @@ def _number(key: str, value: Value) -> tuple[float, str | None]:
             number = float(value)
         except OverflowError:  # an integer too large for a float
             number = math.inf
+    if math.isnan(number):
+        return math.nan, (
+            f"{key} = {value!r:.40} is not a number. Send null, or leave the key "
+            "out, for a value that was not measured."
+        )
     if math.isinf(number):
         return math.nan, (
             f"{key} = {value!r:.40} is not finite. Send a finite number, or null if "
@@ -311,21 +438,26 @@ def create_app(bundle: Bundle, cfg: ApiConfig, token: str | None = None) -> Fast
 
     batcher = MicroBatcher(lambda batch: predict_batch(bundle, batch, cfg.max_records))
 
-    @app.post("/predict")
-    async def predict_records(body: Records) -> JSONResponse:
+    @app.post("/predict", openapi_extra=_BODY)
+    async def predict_records(records: RecordsBody) -> JSONResponse:
         start = time.perf_counter()
-        content, status = await batcher.submit(body.records)
+        try:  # a request that would hold up the others stops here
+            screen(records, bundle, cfg.max_records)
+        except RecordsError as exc:
+            content, status = {"detail": str(exc)}, 422
+        else:
+            content, status = await batcher.submit(records)
         ms = 1000 * (time.perf_counter() - start)
-        n = len(body.records)
+        n = len(records)
         log.info("predict: %d record(s) -> %d in %.0f ms", n, status, ms)
         return JSONResponse(content, status_code=status)
 
-    @app.post("/explain")
+    @app.post("/explain", openapi_extra=_BODY)
     def explain(
-        body: Records, top: Annotated[int, Query(ge=1, le=1000)] = 10
+        records: RecordsBody, top: Annotated[int, Query(ge=1, le=1000)] = 10
     ) -> JSONResponse:
         def answer() -> dict[str, Any]:
-            frame = records_to_frame(body.records, bundle, cfg.max_explain)
+            frame = records_to_frame(records, bundle, cfg.max_explain)
             out = predict(bundle, frame, source="request")
             predicted = [None if pd.isna(c) else str(c) for c in out["predicted_class"]]
             return {
@@ -334,7 +466,7 @@ def create_app(bundle: Bundle, cfg: ApiConfig, token: str | None = None) -> Fast
                 "explanations": explain_records(bundle, frame, predicted, top),
             }
 
-        return _guarded("explain", len(body.records), answer)
+        return _guarded("explain", len(records), answer)
 
     app.add_middleware(BodySizeLimit, max_body_bytes=cfg.max_body_bytes)
     if token is not None:
@@ -586,19 +718,24 @@ def read_token(path: Path) -> str:
 
 
 class BearerToken:
-    """ASGI middleware: 401 unless ``Authorization: Bearer <token>`` matches
-    (constant-time comparison); ``/health`` stays open for load balancers."""
+    """ASGI middleware: 401 unless ``Authorization: Bearer <token>`` matches (the
+    scheme in any case, the token compared in constant time); ``/health`` stays
+    open for load balancers."""
 
     def __init__(self, app, token: str) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = token.encode()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] == "/health":
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers", [])).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):
+        scheme, _, credentials = given.strip().partition(b" ")
+        # the scheme is case-insensitive (RFC 7235 section 2.1), the token is not
+        if scheme.lower() == b"bearer" and hmac.compare_digest(
+            credentials.strip(), self.expected
+        ):
             await self.app(scope, receive, send)
             return
         detail = (
@@ -652,7 +789,7 @@ def run_api(cfg: ApiConfig) -> None:
     else:
         if cfg.token_file is not None:
             read_token(cfg.token_file)  # a bad token file fails here, once
-        load_bundle(cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri)
+        load_source(cfg.source)
         os.environ[_CONFIG_ENV] = json.dumps(_config_json(cfg))
         app = "serve.api:worker_app"
     uvicorn.run(
@@ -675,9 +812,7 @@ def _serving_app(cfg: ApiConfig) -> FastAPI:
 
     _THREAD_LIMITS.append(threadpool_limits(1))
     token = read_token(cfg.token_file) if cfg.token_file is not None else None
-    bundle = load_bundle(
-        cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
-    )
+    bundle = load_source(cfg.source)
     app = create_app(bundle, cfg, token)
     warnings.showwarning = _show_warning_without_message
     # The model, MLflow and the libraries are hundreds of thousands of objects

@@ -11,6 +11,7 @@ versions.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,9 +24,11 @@ import pandas as pd
 
 from features import units
 from features.mapping import InputMapping
+from models import manifest
 from models.estimators import SITE
 from models.locked import BUNDLE_FORMAT
-from serve.config import DEFAULT_TRACKING_URI
+from models.pipelines import SKOPS_TRUSTED_TYPES
+from serve.config import DEFAULT_TRACKING_URI, ModelSource
 
 REQUIRED_METADATA = (
     "bundle_format",
@@ -58,12 +61,16 @@ class Bundle:
         Where it was loaded from.
     version : str
         ``NAME vN`` for a registered model, else the URI.
+    fingerprint : str or None
+        SHA-256 of the manifest its files were checked against (None: loaded
+        unverified); compare it with the one the training lab publishes.
     """
 
     model: Any
     metadata: dict[str, Any]
     uri: str
     version: str
+    fingerprint: str | None = None
 
     @property
     def pipeline(self):
@@ -128,7 +135,7 @@ class Bundle:
         """The model card without the bulky tables: JSON-ready (NaN -> None)."""
         skip = {"reference", "background", "calibration"}
         card = {k: v for k, v in self.metadata.items() if k not in skip}
-        card.update(uri=self.uri, version=self.version)
+        card.update(uri=self.uri, version=self.version, fingerprint=self.fingerprint)
         return json_safe(card)
 
     def conform(self, table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list]:
@@ -192,34 +199,74 @@ class Bundle:
         return frame, notes
 
 
+def load_source(source: ModelSource) -> Bundle:
+    """:func:`load_bundle` of a command's ``--model`` and store options."""
+    return load_bundle(
+        source.model,
+        source.tracking_uri,
+        source.registry_uri,
+        unverified=source.unverified,
+    )
+
+
 def load_bundle(
-    uri: str, tracking_uri: str | None = None, registry_uri: str | None = None
+    uri: str,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    *,
+    unverified: bool = False,
 ) -> Bundle:
     """Load ``models:/NAME@alias``, ``models:/NAME/VERSION``, ``runs:/ID/model`` or
-    a local model directory, and check it.
+    a local model directory, check that its files are the ones registered, and
+    check the model.
+
+    Nothing in the folder runs code: the model file is read only as skops, with
+    this package's own list of trusted types (never the list in ``MLmodel``), and
+    only after every file's SHA-256 matches the registry's manifest (a registered
+    model) or the folder's ``manifest.json`` (a folder or run). ``tracking_uri``
+    and ``registry_uri`` default to ``$MLFLOW_TRACKING_URI`` and
+    ``$MLFLOW_REGISTRY_URI`` as in MLflow, then ``sqlite:///mlflow.db``; MLflow's
+    global settings are left as they were.
+
+    Parameters
+    ----------
+    unverified : bool
+        Load a folder that has no manifest at all (a model from before manifests,
+        or one whose sender did not include it): its card and model file are then
+        not checked against anything, which a warning says.
 
     Raises
     ------
     ValueError
-        When the model cannot be found, was not made by ``python -m training`` of a
-        compatible version, or was made with another major version of
-        scikit-learn, xgboost or numpy than the one installed.
+        When the model cannot be found, a file differs from its manifest, it has
+        no manifest (without ``unverified``), it is not a skops file of this
+        package's types, was not made by ``python -m training`` of a compatible
+        version, or was made with another major version of scikit-learn, xgboost
+        or numpy than the one installed.
     """
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri or DEFAULT_TRACKING_URI)
-    if registry_uri:
-        mlflow.set_registry_uri(registry_uri)
+    tracking_uri = (
+        tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    )
+    registry_uri = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None
+    expected, version = None, uri
     if Path(uri).exists():
-        uri = str(Path(uri).resolve())
-    try:
-        info = mlflow.models.get_model_info(uri)
-    except mlflow.exceptions.MlflowException as exc:
+        folder = Path(uri).resolve()
+        if not folder.is_dir():
+            raise ValueError(
+                f"model {uri!r} is a file; give the model folder (the one holding "
+                "MLmodel), a models:/ or a runs:/ URI."
+            )
+        version = uri = str(folder)
+    else:
+        location, expected, version = _registered(uri, tracking_uri, registry_uri)
+        folder = _download(location, uri, tracking_uri, registry_uri)
+    if not (folder / "MLmodel").is_file():
         raise ValueError(
-            f"cannot find model {uri!r} in {mlflow.get_tracking_uri()}: {exc}. Train "
-            "one with `python -m training`, or pass --tracking-uri where it lives.",
-        ) from exc
-    metadata = dict(info.metadata or {})
+            f"model {uri!r}: no MLmodel file in {folder}; this is not an MLflow "
+            "model folder. Give the folder `python -m training` registered."
+        )
+    hashes = _verified(folder, uri, expected, unverified)
+    metadata, model_file = _read_mlmodel(folder, uri)
     absent = [k for k in REQUIRED_METADATA if k not in metadata]
     if absent:
         raise ValueError(
@@ -233,28 +280,174 @@ def load_bundle(
             "install the package version that trained it."
         )
     check_versions(uri, metadata["packages"])
-    model = mlflow.sklearn.load_model(uri)
+    model = _load_skops(model_file, uri)
     if not hasattr(model, "pipeline_"):
         raise ValueError(
             f"model {uri!r} holds a {type(model).__name__}, not a LockedModel; "
             "retrain it with `python -m training`."
         )
-    return Bundle(model, metadata, uri, _registry_version(uri))
+    fingerprint = manifest.digest(hashes) if hashes else None
+    return Bundle(model, metadata, uri, version, fingerprint)
 
 
-def _registry_version(uri: str) -> str:
-    """``NAME vN`` for a registry URI (alias or version), else the URI itself."""
+def _verified(
+    folder: Path, uri: str, expected: dict[str, str] | None, unverified: bool
+) -> dict[str, str] | None:
+    """The manifest ``folder``'s files were checked against: the registry's
+    (``expected``) when there is one, else the folder's own; None when there is
+    none and ``unverified`` allows that."""
+    own = manifest.read_manifest(folder)
+    if expected is not None:
+        manifest.verify(folder, expected)
+        if own is not None and own != expected:
+            raise manifest.ManifestError(
+                f"model folder {folder}: {manifest.MANIFEST} differs from the "
+                "registry's manifest; the folder was changed after registration. "
+                "Retrain, or register an unmodified copy."
+            )
+        return expected
+    if own is not None:
+        manifest.verify(folder, own)
+        return own
+    if not unverified:
+        raise manifest.ManifestError(
+            f"model {uri!r} has no {manifest.MANIFEST} (and no manifest in the "
+            "registry): nothing shows that its card (conformal thresholds, "
+            "out-of-distribution threshold, simulated-data flag) and model file are "
+            "the ones its trainer wrote. Retrain it with this version of "
+            "`python -m training`, or, if you trust where it came from, pass "
+            "--trust-unverified-model (load_bundle(..., unverified=True))."
+        )
+    warnings.warn(
+        f"model {uri!r} has no {manifest.MANIFEST}: loaded without checking that "
+        "its card (classes, conformal thresholds, out-of-distribution threshold, "
+        "simulated-data flag) and its model file are the ones its trainer wrote. "
+        "It was still read only as skops with this package's trusted types.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def _registered(
+    uri: str, tracking_uri: str, registry_uri: str | None
+) -> tuple[str, dict[str, str] | None, str]:
+    """For ``models:/NAME@alias`` or ``models:/NAME/N``: where the version's
+    files are (an alias resolved once, in this registry), the registry's manifest
+    (None if it has none) and ``NAME vN``; any other URI is returned as it is,
+    without a manifest."""
     import mlflow
 
     if not uri.startswith("models:/"):
-        return uri
+        return uri, None, uri
     ref = uri.removeprefix("models:/")
-    client = mlflow.MlflowClient()
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        return f"{name} v{client.get_model_version_by_alias(name, alias).version}"
-    name, _, ver = ref.partition("/")
-    return f"{name} v{ver}" if ver else name
+    name, sep, which = ref.partition("@") if "@" in ref else ref.partition("/")
+    if not sep or "/" in which or (sep == "/" and not which.isdigit()):
+        return uri, None, uri  # a logged model's ID or a stage: MLflow resolves it
+    client = mlflow.MlflowClient(tracking_uri, registry_uri or tracking_uri)
+    try:
+        found = (
+            client.get_model_version_by_alias(name, which)
+            if sep == "@"
+            else client.get_model_version(name, which)
+        )
+    except mlflow.exceptions.MlflowException as exc:
+        raise ValueError(
+            f"cannot find model {uri!r} in {registry_uri or tracking_uri}: "
+            f"{_first_line(exc)}. Train one with `python -m training`, or pass "
+            "--tracking-uri where it lives."
+        ) from None
+    tag = (found.tags or {}).get(manifest.REGISTRY_TAG)
+    expected = manifest.parse(tag, f"{uri} (registry tag)") if tag else None
+    location = client.get_model_version_download_uri(name, found.version)
+    return location, expected, f"{name} v{found.version}"
+
+
+def _download(
+    location: str, uri: str, tracking_uri: str, registry_uri: str | None
+) -> Path:
+    """The local folder of the artifacts at ``location`` (a local store's own
+    folder), resolved in the stores given, never MLflow's global ones."""
+    import mlflow
+
+    try:
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location,
+                tracking_uri=tracking_uri,
+                registry_uri=registry_uri or tracking_uri,
+            )
+        )
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise ValueError(
+            f"cannot find model {uri!r} in {tracking_uri}: {_first_line(exc)}. Train "
+            "one with `python -m training`, or pass --tracking-uri where it lives.",
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _read_mlmodel(folder: Path, uri: str) -> tuple[dict[str, Any], Path]:
+    """The model card and the skops file of ``folder``'s ``MLmodel``, read as YAML
+    data; any other serialisation (pickle, cloudpickle) is refused unread."""
+    import yaml
+
+    path = folder / "MLmodel"
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(
+            f"model {uri!r}: {path} cannot be read as YAML ({_first_line(exc)})."
+        ) from None
+    flavors = spec.get("flavors") if isinstance(spec, dict) else None
+    flavor = flavors.get("sklearn") if isinstance(flavors, dict) else None
+    if not isinstance(flavor, dict):
+        raise ValueError(
+            f"model {uri!r}: {path} declares no sklearn flavor; this is not a model "
+            "of `python -m training`."
+        )
+    fmt = flavor.get("serialization_format")
+    if fmt != "skops":
+        raise ValueError(
+            f"model {uri!r}: {path} declares serialization_format = {fmt!r}; only "
+            "'skops' is loaded (pickle and cloudpickle run code from the file when "
+            "read). Retrain the model with `python -m training`, which writes skops."
+        )
+    name = str(flavor.get("pickled_model", ""))
+    model_file = folder / name
+    if not name or Path(name).name != name or not model_file.is_file():
+        raise ValueError(
+            f"model {uri!r}: {path} names model file {name!r}, which is not a file "
+            "in the model folder."
+        )
+    metadata = spec.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError(f"model {uri!r}: the card in {path} is not a table.")
+    return metadata, model_file
+
+
+def _load_skops(path: Path, uri: str):
+    """The model in skops file ``path``, trusting this package's types only."""
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    try:
+        return skops.io.load(path, trusted=list(SKOPS_TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        raise ValueError(
+            f"model {uri!r}: {path.name} holds types this package does not trust "
+            f"({_first_line(exc)}); it was not loaded. Only models of "
+            "`python -m training` load."
+        ) from None
+    except Exception as exc:  # skops raises many types for a damaged file
+        raise ValueError(
+            f"model {uri!r}: {path.name} cannot be read as a skops model "
+            f"({type(exc).__name__}: {_first_line(exc)}); the file is damaged or "
+            "not a model. Copy it again, or retrain."
+        ) from None
 
 
 def check_versions(uri: str, packages: dict[str, str]) -> None:

@@ -36,11 +36,13 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 class ModelSource:
     """Where the locked model lives: a URI and the MLflow stores that resolve it
     (``tracking_uri`` None: ``sqlite:///mlflow.db``; ``registry_uri`` None: the
-    tracking store)."""
+    tracking store), and whether a folder without a manifest may load."""
 
     model: str = DEFAULT_MODEL
     tracking_uri: str | None = None
     registry_uri: str | None = None
+    #: load a model folder without a manifest (its files then go unchecked)
+    unverified: bool = False
 
 
 def _one_input(cohort: Path | None, features: Path | None) -> None:

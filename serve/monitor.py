@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features.io import output_path, write_table
-from serve.bundle import Bundle, load_bundle
+from serve.bundle import Bundle, load_source
 from serve.config import MonitorConfig
 from serve.predict import load_input, prepare_input, score_frame
 from training import html as h
@@ -74,15 +74,12 @@ def run_monitor(cfg: MonitorConfig) -> tuple[Path, Monitoring]:
     out = output_path(
         cfg.out, overwrite=cfg.overwrite, types=(".html", ".csv", ".parquet", ".tsv")
     )
-    bundle = load_bundle(
-        cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
-    )
+    bundle = load_source(cfg.source)
     table = load_input(cfg.cohort, cfg.features, bundle.mapping.text_columns())
     result = monitor(bundle, table, str(cfg.cohort or cfg.features))
     if out.suffix.lower() == ".html":
-        write_html(
-            bundle, result, out, cfg.max_subjects, str(cfg.cohort or cfg.features)
-        )
+        source = str(cfg.cohort or cfg.features)
+        write_html(bundle, result, out, cfg.max_subjects, source, cfg.overwrite)
     else:
         write_table(result.visits, out, overwrite=cfg.overwrite)
     return out, result
@@ -223,7 +220,12 @@ def _loo_residuals(preds: pd.DataFrame, m: str, log: bool = False) -> np.ndarray
 
 
 def write_html(
-    bundle: Bundle, result: Monitoring, out: Path, max_subjects: int, source: str
+    bundle: Bundle,
+    result: Monitoring,
+    out: Path,
+    max_subjects: int,
+    source: str,
+    overwrite: bool = False,
 ) -> Path:
     """The self-contained monitoring page: a summary, then one section per
     participant (the first ``max_subjects``)."""
@@ -264,7 +266,7 @@ def write_html(
         )
     for pid in ids[:max_subjects]:
         parts += _participant(bundle, v[v["participant_id"] == pid], result.markers)
-    return h.write_page(out, "ALS and mimics monitoring", parts)
+    return h.write_page(out, "ALS and mimics monitoring", parts, overwrite=overwrite)
 
 
 def _participant(bundle: Bundle, v: pd.DataFrame, markers: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features.io import output_path
-from serve.bundle import Bundle, load_bundle
+from serve.bundle import Bundle, load_source
 from serve.config import ExplainConfig
 from serve.explain import Explanation, importance, shap_values
 from serve.predict import load_input, prepare_input, score_frame
@@ -43,9 +43,7 @@ def run_explain(cfg: ExplainConfig) -> Path:
     from features.executor import executor
 
     out = output_path(cfg.out, overwrite=cfg.overwrite, types=(".html",))
-    bundle = load_bundle(
-        cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
-    )
+    bundle = load_source(cfg.source)
     table = load_input(cfg.cohort, cfg.features, bundle.mapping.text_columns())
     with executor(cfg.dask) as client:
         return write_report(
@@ -115,7 +113,7 @@ def write_report(
         parts += _subject(bundle, preds.iloc[i], exp, pos, top)
     for i in np.flatnonzero(errors != ""):
         parts.append(f'<p class="flag">Not scored: {h.e(errors[i])}</p>')
-    h.write_page(out, "ALS and mimics explanation report", parts)
+    h.write_page(out, "ALS and mimics explanation report", parts, overwrite=overwrite)
     return out
 
 
@@ -196,6 +194,15 @@ def _model_card(bundle: Bundle) -> list[str]:
         f"<p>Trained on {meta.get('training_subjects', '?')} subject-visits from "
         f"{h.e(meta.get('data_source', 'an unnamed source'))}, sites "
         f"{h.e(', '.join(map(str, meta.get('sites', []))) or 'none recorded')}.</p>",
+        "<p><b>Fingerprint</b> (SHA-256 of the manifest its files were checked "
+        "against; compare it with the one its trainers publish): "
+        + (
+            f"<code>{h.e(bundle.fingerprint)}</code>"
+            if bundle.fingerprint
+            else "<b>none: loaded with --trust-unverified-model, its files were not "
+            "checked</b>"
+        )
+        + "</p>",
         h.table(counts),
         "<h3>Nested cross-validation metrics (95 % bootstrap CI)</h3>",
         h.table(ci) if len(ci) else "<p>not recorded</p>",

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from features.files import atomic_write
-from features.io import iter_table, output_path
-from serve.bundle import Bundle, load_bundle
+from features.io import iter_table, output_path, spreadsheet_safe
+from serve.bundle import Bundle, load_source
 from serve.config import ScoreConfig
 from serve.predict import predict
 
@@ -75,9 +75,7 @@ def run_score(cfg: ScoreConfig) -> ScoreReport:
     from features.executor import executor
 
     out = output_path(cfg.out, overwrite=cfg.overwrite, types=OUTPUT_TYPES)
-    bundle = load_bundle(
-        cfg.source.model, cfg.source.tracking_uri, cfg.source.registry_uri
-    )
+    bundle = load_source(cfg.source)
     with executor(cfg.dask) as client:
         return score_file(bundle, cfg, out, client)
 
@@ -89,7 +87,7 @@ def score_file(bundle: Bundle, cfg: ScoreConfig, out: Path, client=None) -> Scor
 
     report = ScoreReport(out, bundle.version)
     name = str(cfg.cohort or cfg.features)
-    with atomic_write(out) as tmp:
+    with atomic_write(out, overwrite=cfg.overwrite) as tmp:
         writer = _Writer(tmp, out.suffix.lower())
         try:
             total, chunks = read_chunks(cfg, bundle.mapping.text_columns())
@@ -190,7 +188,7 @@ class _Writer:
             )
             self._parquet.write_table(table)
             return
-        frame.to_csv(
+        spreadsheet_safe(frame).to_csv(
             self.path,
             sep="," if self.suffix == ".csv" else "\t",
             index=False,

@@ -96,7 +96,7 @@ def write_report(
                 f"<p>The first {MAX_FIGURES} of {len(figures)} figures are shown.</p>"
             )
         parts.append("</section>")
-    return h.write_page(out, title, parts)
+    return h.write_page(out, title, parts, overwrite=True)  # the caller's temp file
 
 
 def _readable(frame):

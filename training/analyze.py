@@ -17,12 +17,14 @@ import logging
 import shutil
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.files import atomic_write
+from features.io import spreadsheet_safe
 from models.estimators import FoldFallbackWarning
 from training import expressions
 from training import statistics as st
@@ -627,8 +629,8 @@ def _outputs(cfg: AnalyzeConfig, plan: Plan) -> list[Path]:
     return targets
 
 
-def _write(path: Path, write) -> None:
-    with atomic_write(path) as tmp:
+def _write(path: Path, write, overwrite: bool) -> None:
+    with atomic_write(path, overwrite=overwrite) as tmp:
         write(tmp)
 
 
@@ -656,28 +658,34 @@ def run(cfg: AnalyzeConfig) -> Analysis:
             f"cannot create the output folder {out}: {exc.strerror or exc}; "
             "choose another --out."
         ) from None
-    _write(out / "results.csv", lambda p: analysis.results.to_csv(p, index=False))
+    save = partial(_write, overwrite=cfg.overwrite)
+    save(out / "results.csv", lambda p: analysis.results.to_csv(p, index=False))
     for m in plan.measures:
         frame = analysis.measure(m.name).dropna(axis=1, how="all")
-        _write(out / f"{m.name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
+        save(out / f"{m.name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
         if m.name in analysis.subjects:
-            _write(
+            save(
                 out / f"{m.name}_subjects.csv",
-                lambda p, m=m: analysis.subjects[m.name].to_csv(p, index=False),
+                lambda p, m=m: spreadsheet_safe(analysis.subjects[m.name]).to_csv(
+                    p, index=False
+                ),
             )
     if ica is not None:
         loadings, fitted, notes = ica
         keys = [c for c in (plan.subject, "session") if c in table.columns]
         decomposed = table.loc[loadings.notna().any(axis=1), keys + list(loadings)]
-        _write(out / "ica_subjects.csv", lambda p: decomposed.to_csv(p, index=False))
-        _write(
+        save(
+            out / "ica_subjects.csv",
+            lambda p: spreadsheet_safe(decomposed).to_csv(p, index=False),
+        )
+        save(
             out / "ica_components.nii.gz",
             lambda p: fitted.canica_.components_img_.to_filename(p),
         )
         analysis.notes[:0] = notes
         log.info("%s; wrote ica_subjects.csv, ica_components.nii.gz", fitted.describe())
-    _write(out / "plan.toml", lambda p: shutil.copyfile(plan.path, p))
-    _write(
+    save(out / "plan.toml", lambda p: shutil.copyfile(plan.path, p))
+    save(
         out / "report.html",
         lambda p: write_report(
             analysis, p, source=source, simulated=simulated, rows=len(table)

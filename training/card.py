@@ -63,7 +63,8 @@ class CardFacts:
     params, metrics, metrics_ci : dict
         Tuned hyperparameters; nested-CV metrics and their bootstrap CIs.
     data_source, data_fingerprint : str
-        Where the training data came from, and a hash of it.
+        The training data's file or folder name (not its path: the card travels
+        with the model to other labs), and a hash of its content.
     input_mapping : dict or None
         How a ready-made table's columns and codes were read
         (:class:`features.mapping.InputMapping`).

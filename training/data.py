@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,20 +130,23 @@ def _extracted(
     return result.table, fingerprint
 
 
-def _features_file(cfg: TrainConfig) -> tuple[pd.DataFrame, str]:
-    """A ready-made table, read with the one table reader."""
+def _features_file(cfg: TrainConfig) -> tuple[pd.DataFrame, str, list[str]]:
+    """A ready-made table, read with the one table reader, and what the reader
+    said about it (e.g. formulas without saved results)."""
     path = Path(cfg.features)
     mapping = cfg.input_mapping()
-    table = read_table(path, text_columns=mapping.text_columns())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = read_table(path, text_columns=mapping.text_columns())
     fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return table, fingerprint
+    return table, fingerprint, [str(w.message) for w in caught]
 
 
 def load_training_data(cfg: TrainConfig) -> TrainingData:
     """The cohort or table ``cfg`` names, restricted and labelled for its task."""
-    cohort_dir = None
+    cohort_dir, read_notes = None, []
     if cfg.features is not None:
-        table, fingerprint = _features_file(cfg)
+        table, fingerprint, read_notes = _features_file(cfg)
         source = str(cfg.features)
     else:
         cohort_dir = cfg.cohort or default_cohort(
@@ -149,7 +154,7 @@ def load_training_data(cfg: TrainConfig) -> TrainingData:
         )
         table, fingerprint = _extracted(Path(cohort_dir), cfg.n_jobs, cfg.cache_dir)
         source = str(cohort_dir)
-    return prepare(table, cfg, source, fingerprint, cohort_dir)
+    return prepare(table, cfg, source, fingerprint, cohort_dir, read_notes)
 
 
 #: Rows quoted when a table's cells cannot be read.
@@ -162,6 +167,7 @@ def prepare(
     source: str,
     fingerprint: str,
     cohort_dir: Path | None = None,
+    read_notes: list[str] | tuple = (),
 ) -> TrainingData:
     """Map the table's metadata, select the task's rows, split features from
     metadata, and note everything the data cannot give.
@@ -195,7 +201,7 @@ def prepare(
             f"{source}: {len(rows)} row(s) have cells that cannot be read{more}: "
             + " | ".join(quoted)
         )
-    notes: list[str] = []
+    notes: list[str] = list(read_notes)
     # values in another unit than the dictionary's (extraction already left its
     # own missing; a lab's table is checked here)
     notes += [i.message for i in check_units(table, file=source)]
@@ -257,29 +263,72 @@ def prepare(
     )
 
 
+#: Column names (lower case, letters and digits only) that date or number a visit
+#: in lab tables: ``months_since_baseline``, ``Visit``, OASIS's ``MR Delay``...
+VISIT_TIME_NAMES = (  # times first, then visit numbers
+    "monthssincebaseline", "mrdelay", "days", "dayssincebaseline",
+    "daysfrombaseline", "weeks", "months", "years", "yearssincebaseline", "time",
+    "visitdate", "examdate", "scandate", "date", "visit", "visitnumber", "visitno",
+    "visitnum", "visitcode", "timepoint",
+)  # fmt: skip
+
+
+def visit_time_column(columns) -> str | None:
+    """The first of ``columns`` that dates or numbers a visit, or None.
+
+    >>> visit_time_column(["Subject", "MR Delay", "nWBV"])
+    'MR Delay'
+    >>> visit_time_column(["participant_id", "nfl_pg_ml"]) is None
+    True
+    """
+    names = {re.sub(r"[^a-z0-9]", "", str(c).lower()): c for c in columns}
+    return next((names[n] for n in VISIT_TIME_NAMES if n in names), None)
+
+
+def _visit_order(values: pd.Series) -> pd.Series:
+    """A visit time column as sortable numbers (dates as days)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() >= values.notna().sum() / 2:
+        return numbers
+    dates = pd.to_datetime(values, errors="coerce", format="mixed")
+    return (dates - pd.Timestamp("1900-01-01")).dt.days.astype(float)
+
+
 def _baseline_visits(table: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """Each participant's baseline visit: its earliest ``months_since_baseline``
-    (missing times last), ties and tables without times by session label."""
+    or other visit time column (:func:`visit_time_column`; missing times last),
+    ties and tables without times by session label, and the first row in file
+    order when there is neither (said as such)."""
     table = table.reset_index(drop=True)
     ids = table["participant_id"].astype(str)
     if not ids.duplicated().any():
         return table
+    meta = [c for c in table.columns if c not in ("participant_id", "session")]
+    by = visit_time_column(meta)
+    sessions = table.get("session", pd.Series("", table.index)).astype("string")
     order = pd.DataFrame(
         {
             "pid": ids,
-            "t": table.get("months_since_baseline", pd.Series(np.nan, table.index)),
-            "s": table.get("session", pd.Series("", table.index)).astype(str),
+            "t": _visit_order(table[by]) if by else np.nan,
+            "s": sessions.fillna(""),
+            "row": np.arange(len(table)),
         }
     )
-    first = order.sort_values(["pid", "t", "s"], na_position="last").drop_duplicates(
-        "pid"
-    )
-    kept = table.loc[sorted(first.index)].reset_index(drop=True)
-    by = "months_since_baseline" if "months_since_baseline" in table else "session"
+    first = order.sort_values(["pid", "t", "s", "row"], na_position="last")
+    kept = table.loc[sorted(first.drop_duplicates("pid").index)].reset_index(drop=True)
+    if by is None:
+        by = "session" if (order["s"] != "").any() else None
     repeated = ids[ids.duplicated()].nunique()
+    how = (
+        f"earliest {by}"
+        if by
+        else "the FIRST ROW IN FILE ORDER: the table has no session or visit time "
+        "column, so which visit is the baseline is not known (add one, or sort the "
+        "table oldest visit first)"
+    )
     notes.append(
         f"{len(table) - len(kept)} later visit(s) of {repeated} participant(s) left "
-        f"out: training uses each participant's baseline visit (earliest {by}); "
+        f"out: training uses each participant's baseline visit ({how}); "
         "--visits all uses every visit"
     )
     return kept
@@ -323,6 +372,12 @@ def _columns(rows: pd.DataFrame, cfg: TrainConfig, notes: list[str]):
     """Model inputs (features, covariates, site) and the covariates present."""
     columns = feature_columns(rows.drop(columns=["participant_id"]))
     columns = _feature_set(columns, cfg, notes)
+    for c in [c for c in columns if visit_time_column([c]) is not None]:
+        columns.remove(c)
+        notes.append(
+            f"column {c!r} dates or numbers the visit (bookkeeping, not a "
+            "measurement): not a model input; rename it if it is a biomarker"
+        )
     for c in [c for c in columns if rows[c].isna().all()]:
         columns.remove(c)
         if c not in cfg.covariates:

@@ -63,8 +63,11 @@ def e(text) -> str:
     return html.escape(str(text))
 
 
-def write_page(out: Path, title: str, parts: list[str]) -> Path:
-    """Write a whole page to ``out`` through a temporary file and a rename."""
+def write_page(
+    out: Path, title: str, parts: list[str], *, overwrite: bool = False
+) -> Path:
+    """Write a whole page to ``out`` through a temporary file (replacing ``out``
+    only with ``overwrite``)."""
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{e(title)}</title><style>{CSS}</style></head><body>"
@@ -72,6 +75,6 @@ def write_page(out: Path, title: str, parts: list[str]) -> Path:
         + "</body></html>"
     )
     out = Path(out)
-    with atomic_write(out) as tmp:
+    with atomic_write(out, overwrite=overwrite) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out

@@ -268,7 +268,8 @@ def _run(cfg: TrainConfig) -> RunResult:
             params=params,
             metrics=results[champion].metrics,
             metrics_ci=found.champion.metrics.to_dict(orient="index"),
-            data_source=data.source,
+            # the card travels with the model: the data's name, not where it lives
+            data_source=Path(data.source).name,
             data_fingerprint=data.fingerprint,
             input_mapping=data.mapping,
             source_columns=tuple(data.source_columns),

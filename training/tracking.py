@@ -21,6 +21,7 @@ import sqlalchemy
 from mlflow.models import infer_signature
 
 from features.files import HOST, process_alive, store_lock
+from models import manifest
 from models.pipelines import SKOPS_TRUSTED_TYPES
 
 CHAMPION_ALIAS = "champion"
@@ -178,6 +179,10 @@ def log_champion(
 ) -> str:
     """Log the fitted ``pipeline`` as an MLflow model, register it, alias it champion.
 
+    The SHA-256 of every file of the logged model (:mod:`models.manifest`) goes
+    into ``manifest.json`` beside them and into the registered version's tag
+    ``sha256_manifest``; serving refuses a model whose files differ from it.
+
     Returns
     -------
     str
@@ -196,7 +201,15 @@ def log_champion(
         skops_trusted_types=TRUSTED_TYPES,
     )
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias(
-        model_name, CHAMPION_ALIAS, info.registered_model_version
+    version = info.registered_model_version
+    # a local store's own folder; a remote store's files are downloaded
+    folder = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)
+    hashes = manifest.file_hashes(Path(folder))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = manifest.write_manifest(hashes, Path(tmp))
+        client.log_model_artifact(info.model_id, str(path))
+    client.set_model_version_tag(
+        model_name, version, manifest.REGISTRY_TAG, manifest.dumps(hashes)
     )
+    client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
     return f"models:/{model_name}@{CHAMPION_ALIAS}"

@@ -203,8 +203,7 @@ def test_cohort_paths_follow_the_format(tmp_path):
         expected = der / "dti" / key / f"{key}_{space}_{name}.nii.gz"
         assert paths.dti_map(name) == expected
     assert paths.qsm_map == der / "qsm" / key / f"{key}_{space}_Chimap.nii.gz"
-    expected = der / "lcmodel" / key / f"{key}_voi-SMA_lcmodel.table"
-    assert paths.lcmodel_table == expected
+    assert paths.lcmodel_dir == der / "lcmodel" / key
 
 
 def test_cohort_paths_unknown_dti_map(tmp_path):

@@ -25,6 +25,7 @@ from features.files import (
     remove_stale_temporaries,
     sqlite_file,
     temporary_path,
+    unusual_entries,
 )
 from features.io import write_table
 
@@ -63,6 +64,19 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path):
         raise RuntimeError("killed")
     assert out.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_a_file_that_appears_meanwhile_is_never_replaced(tmp_path):
+    out = tmp_path / "t.csv"
+    with pytest.raises(FileExistsError, match=r"t.csv appeared while this run"):
+        with atomic_write(out) as tmp:
+            tmp.write_text("mine")
+            out.write_text("another run's")  # written while this one worked
+    assert out.read_text() == "another run's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+    with atomic_write(out, overwrite=True) as tmp:  # asked to replace: replaced
+        tmp.write_text("mine")
+    assert out.read_text() == "mine"
 
 
 def test_stale_temporaries_of_gone_processes_are_removed_live_ones_kept(tmp_path):
@@ -213,3 +227,23 @@ def test_sqlite_file_of_uris():
     assert sqlite_file("sqlite:///a/b.db") == Path("a/b.db")
     assert sqlite_file("sqlite:///:memory:") is None
     assert sqlite_file("http://127.0.0.1:5000") is None
+
+
+def test_links_and_special_files_are_listed_by_kind(tmp_path):
+    root = tmp_path / "cohort"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "real.tsv").write_text("x\n")
+    outside = tmp_path / "elsewhere.tsv"
+    outside.write_text("x\n")
+    (root / "a" / "out.tsv").symlink_to(outside)
+    (root / "a" / "inside.tsv").symlink_to(root / "a" / "real.tsv")  # fine
+    (root / "a" / "annexed.tsv").symlink_to(root / ".git" / "annex" / "objects" / "k")
+    os.mkfifo(root / "a" / "pipe.tsv")
+    (root / "a" / "zero.tsv").symlink_to("/dev/zero")
+    found = unusual_entries(root)
+    assert found["outside"] == [
+        f"a/out.tsv -> {outside}",
+        "a/zero.tsv -> /dev/zero",
+    ]
+    assert found["dangling"] == ["a/annexed.tsv"]
+    assert sorted(found["special"]) == ["a/pipe.tsv", "a/zero.tsv"]

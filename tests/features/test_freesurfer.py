@@ -372,6 +372,17 @@ def test_dkt_fallback_when_aparc_missing(tmp_path: Path) -> None:
     )
 
 
+def test_freesurfer_53_dkt40_names_are_the_dkt_fallback(tmp_path: Path) -> None:
+    stats = _subject(tmp_path, "lh.aparc.stats", "rh.aparc.stats")
+    for h in ("lh", "rh"):  # as FreeSurfer 5.3 names the DKT files
+        (stats / f"{h}.aparc.DKTatlas.stats").rename(
+            stats / f"{h}.aparc.DKTatlas40.stats"
+        )
+    feats = freesurfer_features(stats)
+    assert feats["qc_fs_parcellation_dkt"] == 1.0
+    assert feats["fs_precentral_l_mm3"] == 14289
+
+
 def test_missing_aparc_and_dkt_names_expected_files(tmp_path: Path) -> None:
     stats = _subject(tmp_path, "lh.aparc.stats", "lh.aparc.DKTatlas.stats")
     with pytest.raises(

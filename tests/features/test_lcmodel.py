@@ -15,6 +15,7 @@ from features.errors import CohortFormatError
 from features.lcmodel import (
     MRS_COLUMNS,
     apply_crlb_threshold,
+    find_lcmodel_output,
     mrs_features,
     read_lcmodel_csv,
     read_lcmodel_table,
@@ -25,6 +26,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 REAL = DATA / "real" / "lcmodel"
 TABLE = REAL / "svs_97.TABLE"
 CSV = REAL / "svs_97.CSV"
+COORD = REAL / "svs_97.COORD"
 MRS_COHORT = DATA / "mrs"
 
 
@@ -240,11 +242,13 @@ def test_summed_creatine_propagates_sd(tmp_path: Path, cr_row, rejected) -> None
         assert feats["mrs_cr"] == pytest.approx(0.351)
 
 
-def test_mrs_features_without_creatine_flags_it(tmp_path: Path) -> None:
+def test_a_metabolite_without_a_row_is_missing_not_rejected(tmp_path: Path) -> None:
     table = _edited(tmp_path, TABLE, b"1.000 Cr+PCr", b"1.000 tCr   ")
     table.write_bytes(table.read_bytes().replace(b"1.000 PCr ", b"1.000 XCr "))
-    feats = mrs_features(table)
-    assert np.isnan(feats["mrs_cr"]) and feats["mrs_cr_rejected"] == 1.0
+    with pytest.warns(UserWarning, match=r"no Cr\+PCr row .* missing, not rejected"):
+        feats = mrs_features(table)
+    assert np.isnan(feats["mrs_cr"]) and np.isnan(feats["mrs_cr_rejected"])
+    assert feats["mrs_glu_rejected"] == 1.0  # a real CRLB rejection stays one
 
 
 def test_mrs_features_missing_file_gives_nothing(tmp_path: Path) -> None:
@@ -428,3 +432,88 @@ def test_read_mrs_table_rejects_bad_limit(mrs_cohort, bad) -> None:
     cohort, parts = mrs_cohort
     with pytest.raises(ValueError, match=r"max_crlb_pct = .*20 is the usual CRLB"):
         read_mrs_table(cohort, parts, max_crlb_pct=bad)
+
+
+def test_the_real_coord_holds_the_tables_values() -> None:
+    coord, table = read_lcmodel_table(COORD), read_lcmodel_table(TABLE)
+    pd.testing.assert_frame_equal(coord.concentrations, table.concentrations)
+    assert (coord.fwhm_ppm, coord.snr, coord.version) == (0.043, 13.0, "6.3-1B")
+
+
+def test_a_fatal_fit_quotes_lcmodels_diagnostic(tmp_path: Path) -> None:
+    path = tmp_path / "sub-01_voi-SMA_lcmodel.table"
+    head = TABLE.read_bytes().split(b"$$CONC")[0]
+    diag = b"$$DIAG  1 lines in following diagnostic table:\n 1 FATAL    MYBASI  7\n"
+    path.write_bytes(head + diag)
+    with pytest.raises(CohortFormatError, match=r"fit failed.*diagnostic: 1 FATAL"):
+        read_lcmodel_table(path)
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.table"])
+def test_an_empty_output_says_the_fit_probably_failed(tmp_path: Path, name) -> None:
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CohortFormatError, match=r"empty: the LCModel fit probably"):
+        mrs_features(tmp_path / name)
+
+
+def test_a_metabolite_listed_twice_is_named(tmp_path: Path) -> None:
+    path = _edited(tmp_path, TABLE, b"0.131 Glu ", b"0.131 NAA ")
+    with pytest.raises(CohortFormatError, match=r"line 20: metabolite 'NAA' appears a"):
+        read_lcmodel_table(path)
+
+
+def _folder(tmp_path: Path, files: dict[str, Path | str]) -> Path:
+    folder = tmp_path / "sub-01"
+    folder.mkdir()
+    for name, content in files.items():
+        target = folder / name
+        if isinstance(content, Path):
+            shutil.copy(content, target)
+        else:
+            target.write_text(content)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("files", "chosen", "said"),
+    [
+        ({"sub-01_voi-SMA_lcmodel.TABLE": TABLE}, "sub-01_voi-SMA_lcmodel.TABLE", []),
+        (
+            {"sub-01_voi-SMA_lcmodel.CSV": CSV, "sub-01_voi-SMA_lcmodel.PS": "%!PS"},
+            "sub-01_voi-SMA_lcmodel.CSV",
+            [],
+        ),
+        (
+            {"svs_97.TABLE": TABLE, "svs_97.COORD": COORD, "svs_97.PS": "%!PS"},
+            "svs_97.TABLE",
+            ["read svs_97.TABLE, the folder's only LCModel .table output"],
+        ),
+        ({"svs_97.COORD": COORD}, "svs_97.COORD", ["only LCModel .coord output"]),
+        (
+            {"sub-01_voi-SMA_lcmodel.table": TABLE, "old_fit.table": TABLE},
+            "sub-01_voi-SMA_lcmodel.table",
+            ["not used: old_fit.table (read sub-01_voi-SMA_lcmodel.table)"],
+        ),
+        (
+            {"a.table": TABLE, "b.TABLE": TABLE},
+            None,
+            ["2 LCModel .table outputs (a, b) and none named"],
+        ),
+        ({"spectrum.rda": "x"}, None, ["no LCModel .table, .csv or .coord output"]),
+    ],
+)
+def test_the_lcmodel_output_is_found_and_the_rest_named(
+    tmp_path: Path, files, chosen, said
+) -> None:
+    path, notes = find_lcmodel_output(_folder(tmp_path, files), "sub-01")
+    assert (path.name if path else None) == chosen
+    assert len(notes) == len(said)
+    for fragment, note in zip(said, notes, strict=True):
+        assert fragment in note
+
+
+def test_a_coord_alone_gives_the_tables_features(tmp_path: Path) -> None:
+    path, _ = find_lcmodel_output(_folder(tmp_path, {"x.COORD": COORD}), "s")
+    got, expected = mrs_features(path), mrs_features(TABLE)
+    assert got.keys() == expected.keys()
+    np.testing.assert_array_equal(list(got.values()), list(expected.values()))

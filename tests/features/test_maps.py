@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import nibabel as nib
@@ -244,3 +245,41 @@ def test_cohort_paths_gm_map() -> None:
         "cohort/derivatives/vbm/sub-01_ses-2/sub-01_ses-2_space-MNI152NLin2009cAsym_"
         "res-2_label-GM_desc-modulated_probseg.nii.gz"
     )
+
+
+def _gz_nifti(path, shape, data_bytes: int):
+    """A gzipped float64 NIfTI-1 header declaring ``shape``, then ``data_bytes``
+    zero bytes (whatever the header says)."""
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(np.float64)
+    hdr.set_data_offset(352)
+    with gzip.open(path, "wb", compresslevel=9) as handle:
+        handle.write(hdr.binaryblock + b"\0" * 4)
+        for start in range(0, data_bytes, 1 << 20):
+            handle.write(b"\0" * min(1 << 20, data_bytes - start))
+    return path
+
+
+def test_a_gzip_bomb_is_refused_from_its_header_before_inflating(tmp_path):
+    from features.map_checks import load_map
+
+    huge = _gz_nifti(tmp_path / "huge_FA.nii.gz", (4096, 4096, 4096), 0)
+    with pytest.raises(ImageMismatchError, match=r"declares 512\.0 GiB of image data"):
+        load_map(huge, path=str(huge), kind="FA")
+    padded = _gz_nifti(tmp_path / "padded_FA.nii.gz", (4, 4, 4), 64 << 20)
+    assert padded.stat().st_size < 1 << 20  # 64 MiB of zeros, compressed
+    with pytest.raises(ImageMismatchError, match="more than its header declares"):
+        load_map(padded, path=str(padded), kind="FA")
+    fine = _gz_nifti(tmp_path / "fine_FA.nii.gz", (4, 4, 4), 4 * 4 * 4 * 8)
+    assert load_map(fine, path=str(fine), kind="FA").shape == (4, 4, 4)
+
+
+def test_a_complex_valued_map_is_refused_naming_the_file(tmp_path):
+    from features.map_checks import load_map
+
+    path = tmp_path / "sub-01_Chimap.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.complex64), np.eye(4)), path)
+    with pytest.raises(ImageMismatchError, match=r"Chimap.nii.gz: the QSM map holds "
+                       r"complex values \(complex64\)"):  # fmt: skip
+        load_map(path, path=str(path), kind="QSM")

@@ -78,13 +78,12 @@ def test_nfl_in_ng_ml_for_twelve_subjects_is_caught_at_extraction(
     serum.loc[wrong, "nfl_pg_ml"] /= 1000
     serum.to_csv(folder / "serum.tsv", sep="\t", index=False)
     result = extract_features(folder, n_jobs=1)
-    flagged = [i for i in result.issues if i.column == "nfl_pg_ml"]
-    assert len(flagged) == 12
-    assert {i.participant_id for i in flagged} == set(
-        serum.loc[wrong, "participant_id"]
-    )
-    assert all("looks like ng/mL; multiply by 1000" in i.message for i in flagged)
-    assert all(i.message.startswith("serum.tsv (sub-") for i in flagged)
+    # one problem for the column, not one per row, naming every participant
+    [flagged] = [i for i in result.issues if i.column == "nfl_pg_ml"]
+    assert flagged.message.startswith("serum.tsv: 12 values of nfl_pg_ml are")
+    ids = list(serum.loc[wrong, "participant_id"])
+    assert "; ".join(ids[:10]) + " and 2 more" in flagged.message
+    assert "looks like ng/mL; multiply by 1000" in flagged.message
     table = result.table.set_index("participant_id")
     assert table.loc[serum.loc[wrong, "participant_id"], "nfl_pg_ml"].isna().all()
     kept = serum.drop(index=wrong).dropna(subset=["nfl_pg_ml"])
@@ -120,3 +119,26 @@ def test_a_whole_column_group_in_another_unit_is_left_missing(small_cohort):
     assert "look like ppm, not ppb: multiply by 1000. Left missing." in issue.message
     assert table[qsm].isna().all().all()
     assert check_units(table) == []  # nothing left to flag
+
+
+def test_a_rejected_value_feeds_nothing_derived_from_it(small_cohort):
+    table = extract_features(small_cohort, n_jobs=1).table
+    row = table.index[table["fs_thalamus_l_mm3"].notna()][0]
+    mrs = table.index[table["mrs_naa"].notna()][0]
+    table.loc[row, ["fs_thalamus_l_mm3", "fs_precentral_l_mm3"]] = [-8066.3, 14.0]
+    table.loc[mrs, "mrs_naa"] = 1e-6  # not scaled to water
+    before = table.copy()
+    issues = check_units(table)
+    assert {i.column for i in issues} >= {"fs_thalamus_l_mm3", "mrs_naa"}
+    gone = [
+        "fs_thalamus_l_etiv_pct",
+        "fs_precentral_l_etiv_pct",
+        "fs_m1_precuneus_ratio",
+    ]
+    assert table.loc[row, gone].isna().all() and before.loc[row, gone].notna().all()
+    assert (
+        table.loc[row, "fs_thalamus_r_etiv_pct"]
+        == before.loc[row, "fs_thalamus_r_etiv_pct"]
+    )
+    assert table.loc[mrs, ["mrs_glu_naa", "mrs_naa_cr"]].isna().all()
+    assert table.loc[mrs, "mrs_glu_gaba"] == before.loc[mrs, "mrs_glu_gaba"]

@@ -248,6 +248,23 @@ def test_explain_gives_top_contributions_toward_the_predicted_class(
             r"record 1: nfl_pg_ml = 'high' is not a number\. Send a number",
         ),
         ([{"nfl_pg_ml": "inf"}], r"record 0: nfl_pg_ml = 'inf' is not finite"),
+        (
+            [{"nfl_pg_ml": "NaN"}],
+            r"record 0: nfl_pg_ml = 'NaN' is not a number\. Send null",
+        ),
+        ([{"nfl_pg_ml": True}], r"record 0: nfl_pg_ml = true is not a number"),
+        (
+            [{"age": 60, "AGE": 61}],
+            r"record 0: keys \['AGE', 'age'\] name the same column 'age'; send it once",
+        ),
+        (
+            [{f"x{k}": 1 for k in range(5000)}],
+            r"record 0 holds 5000 keys; a record of this model holds at most \d+",
+        ),
+        (
+            [{f"x{i}_{k}": 1 for k in range(50)} for i in range(100)],
+            r"the records hold 5000 different keys between them",
+        ),
         ([{"site": 3}], r"record 0: site = 3; send it as text"),
         ([], r"records is empty; send at least one record"),
         (
@@ -281,6 +298,39 @@ def test_a_body_that_is_not_records_is_refused_with_422(server, body, message):
     assert response.status_code == 422
     assert re.search(message, _detail(response))
     assert re.search(r'send JSON \{"records"', response.json()["hint"])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"records": [{"nfl_pg_ml": NaN}]}', r"nfl_pg_ml = nan is not a number"),
+        (
+            '{"records": [{"nfl_pg_ml": 40, "age": 60, "nfl_pg_ml": 41}]}',
+            r"key 'nfl_pg_ml' appears twice in one object; send each column once",
+        ),
+    ],
+)
+def test_json_that_parsers_accept_silently_is_refused(server, body, message):
+    url, _, _ = server
+    for endpoint in ("predict", "explain"):
+        response = requests.post(
+            f"{url}/{endpoint}",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 422
+        assert re.search(message, response.json()["detail"])
+
+
+def test_a_record_larger_than_any_record_is_refused_before_parsing(server):
+    url, _, _ = server
+    keys = ", ".join(f'"unknown_column_{k:07d}": 1.5' for k in range(100_000))
+    body = ('{"records": [{' + keys + "}]}").encode()  # 3.4 MB, one record
+    response = requests.post(
+        f"{url}/predict", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "a record of this request takes more than 64000 bytes" in _detail(response)
 
 
 def test_explain_top_must_be_positive(server):
@@ -436,7 +486,7 @@ def test_records_to_frame_names_record_column_and_fix(records, message):
 def test_records_to_frame_fills_absent_values_and_flags():
     records = [
         {"participant_id": "a", "mri_fa": "0.4", "site": "siteA"},
-        {"nfl_pg_ml": True},
+        {"nfl_pg_ml": 1},
         {"has_mri": 1, "nfl_pg_ml": None},
     ]
     frame = records_to_frame(records, _stub_bundle())
@@ -632,8 +682,13 @@ def test_the_token_guards_every_route_but_health(tmp_path):
             f"{url}/predict", json={"records": []}, headers={}, timeout=10
         )
         assert answer.status_code == 401  # refused before the body is read
-        good = {"Authorization": f"Bearer {token}"}
-        assert requests.get(f"{url}/model", headers=good, timeout=10).status_code == 200
+        for scheme in ("Bearer", "bearer", "BEARER"):  # RFC 7235: any case
+            good = {"Authorization": f"{scheme} {token}"}
+            answer = requests.get(f"{url}/model", headers=good, timeout=10)
+            assert answer.status_code == 200
+        wrong_case = {"Authorization": f"Bearer {token.upper()}"}
+        answer = requests.get(f"{url}/model", headers=wrong_case, timeout=10)
+        assert answer.status_code == 401  # the token itself is case-sensitive
     finally:
         srv.should_exit = True
         thread.join(10)

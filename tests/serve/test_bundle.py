@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import shutil
 from importlib.metadata import version
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
+import skops.io
+import yaml
 from sklearn.linear_model import LogisticRegression
 
+from models import manifest
 from models.locked import BUNDLE_FORMAT
 from serve.bundle import check_versions, load_bundle
 
@@ -30,13 +37,156 @@ def test_the_champion_carries_its_model_card(champion):
     card = champion.describe()
     json.dumps(card, allow_nan=False)  # JSON-ready
     assert "background" not in card and card["version"] == champion.version
+    # the card travels to other labs: the data's name and hash, not its path
+    assert "/" not in meta["data_source"] and len(meta["data_fingerprint"]) >= 16
 
 
 def _save(path, metadata):
+    """A model folder as a lab would send it: MLflow's files and their manifest."""
     X = np.arange(20.0).reshape(-1, 2)
     model = LogisticRegression().fit(X, np.arange(10) % 2)
     mlflow.sklearn.save_model(model, path, metadata=metadata)
+    manifest.write_manifest(manifest.file_hashes(path), path)
     return str(path)
+
+
+def _store(trained) -> Path:
+    """The registered champion's own folder in the trained store."""
+    _, cfg = trained
+    client = mlflow.MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
+    version = client.get_model_version_by_alias("als-mimics-dx", "champion").version
+    location = client.get_model_version_download_uri("als-mimics-dx", version)
+    return Path(location.removeprefix("file://"))
+
+
+@pytest.fixture
+def folder(trained, tmp_path) -> Path:
+    """A copy of the registered champion's model folder, manifest included."""
+    return Path(shutil.copytree(_store(trained), tmp_path / "model"))
+
+
+class _Payload:
+    """A pickle that runs a shell command when read."""
+
+    def __init__(self, mark):
+        self.mark = mark
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.mark}",))
+
+
+def _edit_card(folder: Path, edit) -> None:
+    spec = yaml.safe_load((folder / "MLmodel").read_text())
+    edit(spec)
+    (folder / "MLmodel").write_text(yaml.safe_dump(spec))
+
+
+def test_a_registered_model_loads_checked_with_its_fingerprint(trained, folder):
+    result, cfg = trained
+    bundle = load_bundle(result.model_uri, cfg.tracking_uri)
+    hashes = manifest.read_manifest(folder)
+    assert bundle.fingerprint == manifest.digest(hashes)
+    assert {"MLmodel", "model.skops"} <= set(hashes)
+    copy = load_bundle(str(folder))  # a copied folder with its manifest loads
+    assert copy.fingerprint == bundle.fingerprint and copy.describe()["fingerprint"]
+
+
+def test_a_pickled_model_folder_is_refused_unread(folder, tmp_path):
+    mark = tmp_path / "ran"
+    (folder / "model.pkl").write_bytes(pickle.dumps(_Payload(mark)))
+
+    def to_pickle(spec):
+        spec["flavors"]["sklearn"].update(
+            serialization_format="pickle", pickled_model="model.pkl"
+        )
+
+    _edit_card(folder, to_pickle)
+    # the sender rewrote the manifest too: the pickle is refused all the same
+    manifest.write_manifest(manifest.file_hashes(folder), folder)
+    with pytest.raises(ValueError, match=r"serialization_format = 'pickle'; only "):
+        load_bundle(str(folder))
+    assert not mark.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "what"),
+    [
+        (lambda m: m["conformal"].update(thresholds={"ALS": 1.0}), "conformal"),
+        (lambda m: m["ood"].update(threshold=1e9), "ood"),
+        (lambda m: m.update(trained_on_simulated_data=False), "simulated"),
+    ],
+)
+def test_an_edited_model_card_is_refused_naming_the_file(folder, edit, what):
+    _edit_card(folder, lambda spec: edit(spec["metadata"]))
+    with pytest.raises(ValueError, match=r"MLmodel changed since the model was reg"):
+        load_bundle(str(folder))
+
+
+def test_a_changed_added_or_removed_file_is_named(folder):
+    with (folder / "model.skops").open("ab") as handle:
+        handle.write(b"\0")
+    (folder / "extra.pkl").write_bytes(b"x")
+    (folder / "conda.yaml").unlink()
+    with pytest.raises(ValueError) as err:
+        load_bundle(str(folder))
+    text = str(err.value)
+    assert "model.skops changed" in text and "conda.yaml is missing" in text
+    assert "extra.pkl is not in the manifest" in text
+
+
+def test_the_registry_manifest_wins_over_a_rewritten_folder(trained):
+    result, cfg = trained
+    store = _store(trained)
+    original = {p.name: p.read_bytes() for p in store.iterdir()}
+    try:
+        _edit_card(store, lambda s: s["metadata"]["ood"].update(threshold=1e9))
+        manifest.write_manifest(manifest.file_hashes(store), store)
+        with pytest.raises(ValueError, match="MLmodel changed since the model was"):
+            load_bundle(result.model_uri, cfg.tracking_uri)
+    finally:
+        for name, data in original.items():
+            (store / name).write_bytes(data)
+    assert load_bundle(result.model_uri, cfg.tracking_uri).fingerprint
+
+
+def test_a_folder_without_a_manifest_needs_the_flag_and_says_so(folder):
+    (folder / manifest.MANIFEST).unlink()
+    with pytest.raises(ValueError, match="has no manifest.json.*--trust-unverified"):
+        load_bundle(str(folder))
+    with pytest.warns(UserWarning, match="loaded without checking that its card"):
+        bundle = load_bundle(str(folder), unverified=True)
+    assert bundle.fingerprint is None
+
+
+class Untrusted:
+    """A type outside the package's trusted list."""
+
+    def __init__(self):
+        self.value = 1
+
+
+def test_types_the_folder_trusts_are_not_trusted(folder):
+    skops.io.dump(Untrusted(), folder / "model.skops")
+    name = f"{Untrusted.__module__}.Untrusted"
+    _edit_card(
+        folder,
+        lambda s: s["flavors"]["sklearn"]["skops_trusted_types"].append(name),
+    )
+    manifest.write_manifest(manifest.file_hashes(folder), folder)
+    with pytest.raises(ValueError, match="holds types this package does not trust"):
+        load_bundle(str(folder))
+
+
+def test_the_environment_store_is_honoured_and_mlflow_state_kept(
+    trained, monkeypatch, tmp_path
+):
+    result, cfg = trained
+    monkeypatch.chdir(tmp_path)  # no mlflow.db here
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", cfg.tracking_uri)
+    assert load_bundle(result.model_uri).version.startswith("als-mimics-dx v")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
 
 
 def test_an_unknown_model_says_where_it_looked(tmp_path):

@@ -91,3 +91,21 @@ def test_extract_killed_mid_run_leaves_nothing_then_reruns(small_cohort, tmp_pat
     assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
     _finish(_run(args, tmp_path))
     assert len(pd.read_csv(out, sep="\t")) == 60
+
+
+def test_two_scorings_to_one_output_never_replace_each_other(
+    trained, cohort_table, tmp_path
+):
+    table = tmp_path / "in.parquet"
+    pd.concat([cohort_table] * 20, ignore_index=True).to_parquet(table)
+    out = tmp_path / "scores.csv"
+    args = _serve(trained, "score", "--features", str(table), "--out", str(out))
+    procs = [_run(args, tmp_path) for _ in range(2)]
+    said = [p.communicate(timeout=600)[0] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], said  # one wins; the other says so and keeps nothing
+    loser = said[[p.returncode for p in procs].index(2)]
+    assert str(out) in loser and ("exists" in loser or "appeared" in loser), loser
+    assert "Traceback" not in "".join(said)
+    assert len(pd.read_csv(out)) == len(cohort_table) * 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "scores.csv"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from serve.__main__ import main
+from serve.bundle import load_bundle
 from serve.report import write_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -113,6 +114,8 @@ def test_the_explain_command_writes_the_report(trained, cohort_table, tmp_path):
     assert main([*args, "--overwrite", "--max-subjects", "1"]) == 0
     page = out.read_text()
     assert page.count("<section") == 1 and "The first 1 of 3 scored" in page
+    fingerprint = load_bundle(result.model_uri, cfg.tracking_uri).fingerprint
+    assert "<b>Fingerprint</b>" in page and f"<code>{fingerprint}</code>" in page
 
 
 @pytest.mark.distributed

@@ -60,6 +60,21 @@ def test_an_existing_output_is_kept_unless_overwrite(trained, cohort_table, tmp_
     assert len(pd.read_csv(out)) == 5
 
 
+def test_identifiers_a_spreadsheet_would_run_are_quoted(
+    trained, cohort_table, tmp_path
+):
+    table = cohort_table.head(4).copy()
+    ids = ['=HYPERLINK("http://x","open")', "+1", "@SUM(A1)", "sub-9"]
+    table["participant_id"] = ids
+    features = tmp_path / "f.parquet"
+    table.to_parquet(features)
+    out = tmp_path / "pred.csv"
+    assert main(_args(trained, "--features", str(features), "--out", str(out))) == 0
+    got = pd.read_csv(out)["participant_id"].tolist()
+    assert got == [f"'{i}" for i in ids[:3]] + ["sub-9"]  # OWASP: quoted as text
+    assert np.isfinite(pd.read_csv(out)["p_ALS"]).all()
+
+
 def test_bad_rows_are_kept_with_the_reason(trained, champion, cohort_table, tmp_path):
     table = cohort_table.head(8).copy()
     table["nfl_pg_ml"] = table["nfl_pg_ml"].astype(object)

@@ -157,9 +157,56 @@ def test_a_table_with_values_in_another_unit_says_so_and_leaves_them_out(table):
     rows = lab.index[lab["nfl_pg_ml"].notna()][:4]
     lab.loc[rows, "nfl_pg_ml"] /= 1000  # ng/mL
     data = prepare(lab, TrainConfig(), "lab.csv", "x")
-    said = [n for n in data.notes if "nfl_pg_ml" in n]
-    assert len(said) == 4
-    assert all(n.startswith("lab.csv (row ") for n in said)
-    assert all("looks like ng/mL; multiply by 1000" in n for n in said)
+    [said] = [n for n in data.notes if "nfl_pg_ml" in n]  # one per column
+    assert said.startswith("lab.csv: 4 values of nfl_pg_ml are implausible (row 2")
+    assert "looks like ng/mL; multiply by 1000" in said
     kept = data.table.set_index("participant_id")["nfl_pg_ml"]
     assert kept.loc[lab.loc[rows, "participant_id"]].isna().all()
+
+
+def test_a_lab_table_newest_visit_first_trains_on_each_baseline(table):
+    """OASIS-style: repeated participants, a 'Visit' and an 'MR Delay' column,
+    the table sorted newest visit first."""
+    first = table.assign(Visit=1, **{"MR Delay": 0})
+    later = first.assign(Visit=2, **{"MR Delay": 400}, nfl_pg_ml=first["nfl_pg_ml"] * 3)
+    lab = pd.concat([later, first], ignore_index=True)  # newest first
+    data = prepare(lab, TrainConfig(), "lab.csv", "x")
+    kept = data.table.set_index("participant_id")["nfl_pg_ml"]
+    np.testing.assert_allclose(
+        kept.loc[first["participant_id"]], first["nfl_pg_ml"].to_numpy()
+    )
+    said = " | ".join(data.notes)
+    assert "baseline visit (earliest MR Delay)" in said
+    for c in ("Visit", "MR Delay"):
+        assert f"column {c!r} dates or numbers the visit" in said
+        assert c not in data.X.columns
+
+
+def test_without_a_visit_column_the_first_row_is_said_to_be_file_order(table):
+    lab = pd.concat([table, table], ignore_index=True)
+    lab = lab.drop(
+        columns=[c for c in ("session", "months_since_baseline") if c in lab]
+    )
+    data = prepare(lab, TrainConfig(), "lab.csv", "x")
+    assert any("FIRST ROW IN FILE ORDER" in n for n in data.notes)
+
+
+def test_excel_formulas_without_saved_results_are_named_per_column(table, tmp_path):
+    import openpyxl
+
+    from training.data import load_training_data
+
+    path = tmp_path / "lab.xlsx"
+    sheet = table[["participant_id", "diagnosis", "age", "sex", "site", "dti_cst_l_fa",
+                   "nfl_pg_ml"]]  # fmt: skip
+    book = openpyxl.Workbook()
+    book.active.append(list(sheet.columns))
+    for i, row in enumerate(sheet.itertuples(index=False), start=2):
+        values = ["" if pd.isna(v) else v for v in row]
+        values[-1] = f"=B{i}*0+12"  # written by a script: no cached result
+        book.active.append(values)
+    book.save(path)
+    data = load_training_data(TrainConfig(features=path))
+    [said] = [n for n in data.notes if "formula" in n]
+    assert f"column 'nfl_pg_ml' holds {len(sheet)} formula(s) with no saved" in said
+    assert "row 2: =B2*0+12" in said and "save it" in said

@@ -111,7 +111,7 @@ def test_derivatives_exist_exactly_where_acquired(cohort, observed):
                 for name in ("aseg.stats", "lh.aparc.stats", "rh.aparc.stats")
             ],
             "dti": [paths.dti_map(m) for m in ("FA", "MD", "AD", "RD")],
-            "mrs": [paths.lcmodel_table],
+            "mrs": [paths.lcmodel_dir / f"{pid}_voi-SMA_lcmodel.table"],
             "qsm": [paths.qsm_map],
         }
         for modality, expected in files.items():
