@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 import traceback
@@ -52,8 +53,10 @@ TEXT_COLUMNS = ("site",)  # feature columns read as strings; all others are numb
 ROUTES = ("/health", "/model", "/predict", "/explain", "/docs", "/openapi.json")
 MAX_PROBLEMS = 5  # problems quoted in one 422 message
 #: The most JSON one record may take (a features-table row of ~600 columns is
-#: ~30 KB): a body whose records average more is refused before it is parsed.
+#: ~30 KB): a body with more bytes between two braces is refused as it arrives,
+#: before it is read whole or parsed (parsing 5 MB holds a server ~0.3 s).
 MAX_RECORD_BYTES = 64_000
+_BRACE = re.compile(rb"[{}]")
 #: Keys a record may hold beyond the model's columns, the identifiers and the
 #: columns of its training table (a features table's QC and bookkeeping columns):
 #: a record with more is refused before any per-key work.
@@ -91,16 +94,7 @@ async def read_records(request: Request) -> list[dict[str, Value]]:
     """The records of a ``/predict`` or ``/explain`` body, parsed once: a key
     given twice is a 422 naming it, other malformed bodies are FastAPI's usual
     validation errors."""
-    raw = await request.body()
-    # at most as many records as "{"s: beyond this size per "{", some record is
-    # larger than any record can be (parsing 5 MB holds the server ~0.3 s)
-    if len(raw) > MAX_RECORD_BYTES * max(raw.count(b"{") - 1, 1):
-        raise HTTPException(
-            422,
-            detail=f"a record of this request takes more than {MAX_RECORD_BYTES} "
-            "bytes of JSON; a record holds one subject-visit's columns (the model's "
-            "are listed by GET /model). Send fewer keys per record.",
-        )
+    raw = await request.body()  # no record over MAX_RECORD_BYTES (BodySizeLimit)
     try:
         data = json.loads(raw, object_pairs_hook=_unique_keys)
     except RecordsError as exc:
@@ -629,11 +623,14 @@ def _no_telemetry() -> dict[str, Any]:
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for a request body over ``max_body_bytes``.
+    """ASGI middleware: 413 for a request body over ``max_body_bytes``; 422 as
+    soon as more than :data:`MAX_RECORD_BYTES` arrive without a brace (no record
+    is that large), so an oversized record costs the server 64 KB, not the
+    body limit.
 
     The declared ``Content-Length`` is checked first; a body sent without one
-    (chunked) is counted as it arrives. A body within the limit is read whole and
-    handed on, so memory per request is bounded by the limit.
+    (chunked) is counted as it arrives. A body within the limits is read whole
+    and handed on, so memory per request is bounded by the limit.
     """
 
     def __init__(self, app, max_body_bytes: int) -> None:
@@ -649,7 +646,7 @@ class BodySizeLimit:
             if int(declared) > self.max_body_bytes:
                 await self._refuse(send)
                 return
-        chunks, size = [], 0
+        chunks, size, gap = [], 0, 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -658,6 +655,15 @@ class BodySizeLimit:
             size += len(chunk)
             if size > self.max_body_bytes:
                 await self._refuse(send)
+                return
+            gap, longest = _brace_gap(chunk, gap)
+            if longest > MAX_RECORD_BYTES:
+                detail = (
+                    f"a record of this request takes more than {MAX_RECORD_BYTES} "
+                    "bytes of JSON; a record holds one subject-visit's columns (the "
+                    "model's are listed by GET /model). Send fewer keys per record."
+                )
+                await _send_json(send, 422, detail, (b"connection", b"close"))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -679,6 +685,21 @@ class BodySizeLimit:
             "(--max-body-bytes); split the batch into smaller requests."
         )
         await _send_json(send, 413, detail, (b"connection", b"close"))
+
+
+def _brace_gap(chunk: bytes, gap: int) -> tuple[int, int]:
+    """Bytes since the last brace after ``chunk`` (``gap`` before it), and the
+    longest run without a brace that ``chunk`` ends or holds.
+
+    >>> _brace_gap(b'"a": 1}, {"b"', 10)
+    (3, 16)
+    """
+    longest, last = 0, 0
+    for brace in _BRACE.finditer(chunk):
+        longest = max(longest, gap + brace.start() - last)
+        gap, last = 0, brace.end()
+    gap += len(chunk) - last
+    return gap, max(longest, gap)
 
 
 async def _send_json(send, status: int, detail: str, *headers) -> None:
