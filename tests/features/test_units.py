@@ -110,8 +110,14 @@ def test_age_in_months_is_refused_at_extraction_with_the_conversion(
         extract_features(folder, n_jobs=1)
 
 
-def test_a_whole_column_group_in_another_unit_is_left_missing(small_cohort):
-    table = extract_features(small_cohort, n_jobs=1).table
+@pytest.fixture(scope="module")
+def extracted(small_cohort) -> pd.DataFrame:
+    """The small cohort's features, extracted once (tests change copies)."""
+    return extract_features(small_cohort, n_jobs=1).table
+
+
+def test_a_whole_column_group_in_another_unit_is_left_missing(extracted):
+    table = extracted.copy()
     qsm = [c for c in table.columns if c.startswith("qsm_")]
     table[qsm] = table[qsm] / 1000  # a lab exported ppm
     issues = check_units(table)
@@ -121,8 +127,8 @@ def test_a_whole_column_group_in_another_unit_is_left_missing(small_cohort):
     assert check_units(table) == []  # nothing left to flag
 
 
-def test_a_rejected_value_feeds_nothing_derived_from_it(small_cohort):
-    table = extract_features(small_cohort, n_jobs=1).table
+def test_a_rejected_value_feeds_nothing_derived_from_it(extracted):
+    table = extracted.copy()
     row = table.index[table["fs_thalamus_l_mm3"].notna()][0]
     mrs = table.index[table["mrs_naa"].notna()][0]
     table.loc[row, ["fs_thalamus_l_mm3", "fs_precentral_l_mm3"]] = [-8066.3, 14.0]
