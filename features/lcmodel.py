@@ -86,13 +86,20 @@ class LCModelResult:
 
 
 def _read_lines(path: Path, kind: str) -> list[str]:
-    """Decode a file leniently (bad bytes become U+FFFD) and split into lines."""
+    """Decode a file leniently (bad bytes become U+FFFD) and split into lines; an
+    empty (or blank) file is an error: the fit that wrote it failed."""
     if not path.is_file():
         raise FileNotFoundError(
             f"LCModel {kind} file not found: {path}. Check the path, or re-run "
             f"LCModel with the {kind} output enabled."
         )
-    return path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    if not any(ln.strip() for ln in lines):
+        raise CohortFormatError(
+            f"{path}: the file is empty: the LCModel fit probably failed. Check its "
+            ".print output (or re-run LCModel for this spectrum)."
+        )
+    return lines
 
 
 def _frame(rows: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
@@ -137,11 +144,6 @@ def read_lcmodel_table(path: str | Path) -> LCModelResult:
     """
     path = Path(path)
     lines = _read_lines(path, path.suffix.lower() or ".table")
-    if not lines:
-        raise CohortFormatError(
-            f"{path}: the file is empty: the LCModel fit probably failed. Check its "
-            ".print output (or re-run LCModel for this spectrum)."
-        )
     start = next((i for i, ln in enumerate(lines) if _CONC_HEADER.match(ln)), None)
     if start is None:
         fatal = _fatal_diagnostics(lines)
@@ -342,11 +344,6 @@ def read_lcmodel_csv(path: str | Path) -> LCModelResult:
     """
     path = Path(path)
     lines = [ln for ln in _read_lines(path, ".CSV") if ln.strip()]
-    if not lines:
-        raise CohortFormatError(
-            f"{path}: the file is empty: the LCModel fit probably failed. Check its "
-            ".print output (or re-run LCModel for this spectrum)."
-        )
     header = [f.strip() for f in lines[0].split(",")]
     names, reference = _csv_columns(path, header)
     if len(lines) != 2:
