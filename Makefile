@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(PY) -m training $(ARGS)
 
+# One worker per core; a module's tests stay on one worker, so its fixtures (a
+# simulated cohort, a trained model) are built once.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: $(STAMP) $(CHROMIUM) postgresql
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -36,7 +39,8 @@ $(CHROMIUM):
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
 
 lint: $(STAMP)
-	$(PY) -m ruff check features models training serve tests experiments
+	$(PY) -m ruff check common features models training serve tests experiments
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) mlruns mlflow.db optuna.db .mlflow.db.lock .optuna.db.lock outputs data/simulated

@@ -3,9 +3,9 @@ cross-validated on the same outer folds, beside the Bayes-optimal oracle.
 
 Usage::
 
-    python experiments/bench_accuracy.py                 # the README table
+    python experiments/bench_accuracy.py              # the table of docs/performance.md
     python experiments/bench_accuracy.py --scenarios main --sizes 400 --seeds 0
-    python experiments/bench_accuracy.py --write-readme  # also rewrite README's table
+    python experiments/bench_accuracy.py --write-docs # also rewrite that table
 
 Every row of one (scenario, size, seed) is fitted on the same outer folds (5-fold
 stratified and grouped by participant; leave one site out in ``unseen_site``), so the
@@ -67,7 +67,7 @@ from training.peers import PEERS
 from training.run import oracle_proba
 
 ROOT = Path("outputs") / "bench"
-README = Path("README.md")
+TABLE_PAGE = Path("docs/performance.md")
 START, END = "<!-- bench_accuracy:start -->", "<!-- bench_accuracy:end -->"
 METRICS = (
     "log_loss",
@@ -409,19 +409,19 @@ def markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _write_readme(text: str) -> None:
-    body = README.read_text()
+def _write_docs(text: str) -> None:
+    body = TABLE_PAGE.read_text()
     if START not in body or END not in body:
-        sys.exit(f"{README} lacks the markers {START} ... {END}; add them first.")
+        sys.exit(f"{TABLE_PAGE} lacks the markers {START} ... {END}; add them first.")
     new = re.sub(
         re.escape(START) + ".*?" + re.escape(END),
         lambda _: f"{START}\n{text}\n{END}",
         body,
         flags=re.S,
     )
-    tmp = README.with_suffix(".md.tmp")
+    tmp = TABLE_PAGE.with_suffix(".md.tmp")
     tmp.write_text(new)
-    tmp.replace(README)
+    tmp.replace(TABLE_PAGE)
 
 
 def main() -> None:
@@ -479,7 +479,7 @@ def main() -> None:
         nargs="+",
         help="summarise these CSVs of earlier runs instead of running",
     )
-    p.add_argument("--write-readme", action="store_true")
+    p.add_argument("--write-docs", action="store_true")
     a = p.parse_args()
     warnings.simplefilter("ignore", FoldFallbackWarning)
     warnings.simplefilter("ignore", UserWarning)
@@ -510,8 +510,8 @@ def main() -> None:
     table = markdown(summary)
     checks = goals(summary)
     print("\n" + stamp + "\n\n" + table + "\n\nGoals:\n" + "\n".join(checks))
-    if a.write_readme:
-        _write_readme(
+    if a.write_docs:
+        _write_docs(
             f"Measured with {stamp}:\n\n{table}\n\nGoals (champion log loss <= best "
             "peer's; its excess over the oracle <= half the best peer's):\n\n"
             + "\n".join(f"- {c.strip()}" for c in checks)

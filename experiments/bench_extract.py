@@ -7,7 +7,8 @@ acquired at 3 of 4 sites, QSM at 2), then times, on the same DTI and QSM files a
 with the same joblib process pool over subjects:
 
 (a) load only: ``nib.load`` + ``np.asarray(img.dataobj, np.float32)`` of every map;
-(a') load only the way ``features.regions`` reads a ``.nii.gz``: the whole file
+(a') load only the way ``features.imaging.region_stats`` reads a ``.nii.gz``: the whole
+file
     decompressed in one call, then ``Nifti1Image.from_bytes`` (shows what (b) adds
     beyond reading);
 (b) our extraction: ``dti_features`` + ``qsm_features`` (value checks, region means
@@ -23,7 +24,8 @@ three alike); the best time counts. Goal: (b)/(a) throughput >= 0.8.
 
 Resting-state BOLD (``--bold N``, default 8): N simulated fMRIPrep 4D BOLD files
 (4 mm MNI grid, 180 volumes, int16 ``.nii.gz``, with confounds) are timed the same
-way: (d) load only (``nib.load`` + float32 array), (e) ``features.fmri.fmri_features``
+way: (d) load only (``nib.load`` + float32 array), (e)
+``features.fmri.smn.fmri_features``
 (find the files, resample the SMN atlas to the grid, nilearn ``NiftiLabelsMasker``
 with detrending, motion regression and censoring, connectivity and fALFF). Goal:
 (e)/(d) throughput >= 0.8.
@@ -45,9 +47,14 @@ import nilearn
 import numpy as np
 from joblib import Parallel, delayed
 
-from features.atlas import Atlas, load_atlas
-from features.cohort import CohortPaths, read_participants, subject_key
-from features.maps import DTI_MAPS, DTI_REGIONS, dti_features, qsm_features
+from features.cohort.participants import CohortPaths, read_participants, subject_key
+from features.imaging.atlas import Atlas, load_atlas
+from features.imaging.region_features import (
+    DTI_MAPS,
+    DTI_REGIONS,
+    dti_features,
+    qsm_features,
+)
 from features.simulate import fmri as sim_fmri
 from features.simulate.cohort import simulate_cohort
 
@@ -111,8 +118,8 @@ def _bold_cohort(root: Path, n: int) -> list[str]:
     """``n`` fMRIPrep-style BOLD runs with confounds under ``root``; their subjects."""
     from nilearn.image import resample_to_img
 
-    from features.fmri import fmri_features
-    from features.smn_atlas import smn_atlas
+    from features.fmri.smn import fmri_features
+    from features.fmri.smn_atlas import smn_atlas
 
     grid = np.diag([4.0, 4.0, 4.0, 1.0])
     grid[:3, 3] = [-96, -132, -78]
@@ -150,7 +157,7 @@ def _bold_load(root: Path, pid: str) -> int:
 
 
 def _bold_extract(root: Path, pid: str) -> dict[str, float]:
-    from features.fmri import fmri_features
+    from features.fmri.smn import fmri_features
 
     return fmri_features(root, pid, "")[0]
 

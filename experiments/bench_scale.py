@@ -56,7 +56,7 @@ def _children_hwm_kib() -> list[int]:
 
 def run(setting: str | None, work) -> tuple[float, float, list[int]]:
     """(seconds of the work, seconds to start the cluster, workers' peak KiB)."""
-    from features.executor import executor
+    from common.executor import executor
 
     start = time.perf_counter()
     with executor(setting) as client:

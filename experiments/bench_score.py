@@ -52,12 +52,12 @@ def build_model(n: int, seed: int) -> str:
     """Fit training's XGBoost bundle on a simulated cohort; save it; return its path."""
     import mlflow
 
+    from common.schema import MIMICS
     from features.extract import extract_features, feature_columns
     from features.simulate.cohort import simulate_cohort
-    from models.decision import MIMICS
     from models.locked import LockedModel
     from models.ood import NearestClassDistance
-    from models.pipelines import SKEWED, SKOPS_TRUSTED_TYPES, make_pipeline
+    from models.pipelines import SKEWED, SKOPS_TRUSTED_TYPES, build_pipeline
     from training import card
 
     path = BENCH / f"score-model-n{n}-seed{seed}"
@@ -81,7 +81,7 @@ def build_model(n: int, seed: int) -> str:
         "min_child_weight": 1.0,
         "reg_lambda": 1.0,
     }
-    pipe = make_pipeline("xgboost", params, columns, seed=seed)
+    pipe = build_pipeline("xgboost", params, columns, seed=seed)
     model = LockedModel(pipe, NearestClassDistance(log_columns=SKEWED)).fit(X, y)
     facts = card.CardFacts(
         family="xgboost",

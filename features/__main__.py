@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
+
+from common.cli import run_command, setup_logging
 
 log = logging.getLogger("features")
 
@@ -84,63 +85,58 @@ def main(argv: list[str] | None = None) -> int:
     doc = sub.add_parser("dictionary", help="write the features data dictionary")
     doc.add_argument("--out", type=Path, required=True, help="Markdown file to write")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "simulate":
-            from features.simulate.cohort import SIMULATED_NOTICE, simulate_cohort
+    setup_logging()
+    return run_command(log, lambda: _run(args))
 
-            out = simulate_cohort(
-                args.out,
-                n=args.n,
-                seed=args.seed,
-                overwrite=args.overwrite,
-                sessions=args.sessions,
-                interval_months=args.interval_months,
-                bold=args.bold,
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the subcommand of ``args``; returns 0 (errors are raised)."""
+    if args.command == "simulate":
+        from features.simulate.cohort import SIMULATED_NOTICE, simulate_cohort
+
+        out = simulate_cohort(
+            args.out,
+            n=args.n,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            sessions=args.sessions,
+            interval_months=args.interval_months,
+            bold=args.bold,
+        )
+        log.info("wrote %d simulated subjects to %s\n%s", args.n, out, SIMULATED_NOTICE)
+    elif args.command == "dictionary":
+        from common.files import atomic_write
+        from common.table_io import output_path
+        from features.dictionary import to_markdown
+
+        output_path(args.out, overwrite=True, types=(".md",))
+        with atomic_write(args.out, overwrite=True) as tmp:
+            tmp.write_text(to_markdown() + "\n", encoding="utf-8")
+        log.info("wrote %s", args.out)
+    else:
+        import shutil
+
+        from common.executor import executor
+        from common.table_io import output_path, write_table
+        from features.extract import extract_features
+
+        output_path(args.out, overwrite=args.overwrite)  # before the work
+        partitions = args.partitions
+        if partitions is None and args.dask:
+            partitions = args.out.with_name(args.out.name + ".partitions")
+        with executor(args.dask):
+            result = extract_features(
+                args.cohort,
+                strict=args.strict,
+                n_jobs=args.jobs,
+                resample=args.resample,
+                progress=True,
+                partitions=partitions,
             )
-            log.info(
-                "wrote %d simulated subjects to %s\n%s", args.n, out, SIMULATED_NOTICE
-            )
-        elif args.command == "dictionary":
-            from features.dictionary import to_markdown
-            from features.files import atomic_write
-            from features.io import output_path
-
-            output_path(args.out, overwrite=True, types=(".md",))
-            with atomic_write(args.out, overwrite=True) as tmp:
-                tmp.write_text(to_markdown() + "\n", encoding="utf-8")
-            log.info("wrote %s", args.out)
-        else:
-            import shutil
-
-            from features.executor import executor
-            from features.extract import extract_features
-            from features.io import output_path, write_table
-
-            output_path(args.out, overwrite=args.overwrite)  # before the work
-            partitions = args.partitions
-            if partitions is None and args.dask:
-                partitions = args.out.with_name(args.out.name + ".partitions")
-            with executor(args.dask):
-                result = extract_features(
-                    args.cohort,
-                    strict=args.strict,
-                    n_jobs=args.jobs,
-                    resample=args.resample,
-                    progress=True,
-                    partitions=partitions,
-                )
-            write_table(result.table, args.out, overwrite=args.overwrite)
-            if partitions is not None and args.partitions is None:
-                shutil.rmtree(partitions, ignore_errors=True)
-            log.info("%s\nwrote %s", result.summary(), args.out)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        log.error("error: %s", exc)
-        return 2
-    except Exception as exc:  # a bug: one line, the traceback only when asked
-        from features.errors import internal_error
-
-        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
+        write_table(result.table, args.out, overwrite=args.overwrite)
+        if partitions is not None and args.partitions is None:
+            shutil.rmtree(partitions, ignore_errors=True)
+        log.info("%s\nwrote %s", result.summary(), args.out)
     return 0
 
 

@@ -216,7 +216,7 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     _e("mrs_fwhm_ppm", "mrs", "ppm", "spectral line width (LCModel FWHM)"),
     _e("mrs_snr", "mrs", "ratio", "LCModel signal-to-noise ratio"),
-    # resting-state fMRI (features/fmri.py)
+    # resting-state fMRI (features/fmri/smn.py)
     _e(
         r"fmri_(smn_within|sma_m1|m1_interhemispheric)_z",
         "fmri",

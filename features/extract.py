@@ -21,31 +21,36 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from features import maps, units
-from features.atlas import Atlas, load_atlas
-from features.cohort import (
+from common.files import unusual_entries
+from common.schema import META_COLUMNS
+from features import units
+from features.cache import PartitionStore
+from features.cohort.nerve_conduction import (
+    read_nerve_conduction,
+    summarise_nerve_conduction,
+)
+from features.cohort.participants import (
     KEY,
     CohortPaths,
     Issue,
     read_participants,
     subject_key,
 )
-from features.dictionary import modality_of
-from features.errors import CohortFormatError, ImageMismatchError
-from features.files import unusual_entries
-from features.fmri import fmri_features, read_region_mapping
-from features.freesurfer import freesurfer_features
-from features.lcmodel import find_lcmodel_output, mrs_features, read_mrs_table
-from features.nerve_conduction import read_nerve_conduction, summarise_nerve_conduction
-from features.partitions import PartitionStore
-from features.tables import (
+from features.cohort.tables import (
     read_clinical,
     read_peripheral_mri,
     read_serum,
     read_sessions,
 )
+from features.dictionary import modality_of
+from features.errors import CohortFormatError, ImageMismatchError
+from features.fmri.inputs import read_region_mapping
+from features.fmri.smn import fmri_features
+from features.imaging import region_features as maps
+from features.imaging.atlas import Atlas, load_atlas
+from features.imaging.freesurfer import freesurfer_features
+from features.mrs import find_lcmodel_output, mrs_features, read_mrs_table
 
-META_COLUMNS = ("participant_id", "session", "diagnosis", "age", "sex", "site")
 _IMAGING_ERRORS = (CohortFormatError, ImageMismatchError, OSError, ValueError)
 
 
@@ -213,7 +218,7 @@ def extract_features(
     partitions : Path, optional
         Keep each subject-visit's imaging values in this folder as they are
         computed, keyed by their inputs, and reuse those already there
-        (:mod:`features.partitions`): a rerun after a crash computes only the rest.
+        (:mod:`features.cache`): a rerun after a crash computes only the rest.
 
     Returns
     -------
@@ -310,7 +315,7 @@ def extract_features(
     return Extraction(table, issues)
 
 
-#: What each kind of :func:`features.files.unusual_entries` means, and the fix.
+#: What each kind of :func:`common.files.unusual_entries` means, and the fix.
 _UNUSUAL = {
     "outside": "lead out of the cohort and were followed",
     "dangling": (
@@ -410,8 +415,8 @@ def check_units(
 def dependents(column: str, columns) -> list[str]:
     """The columns of ``columns`` the readers compute from ``column``: left
     missing with it, so that a rejected value feeds nothing (a volume's
-    ``_etiv_pct`` and the M1/precuneus ratio, :func:`features.freesurfer.
-    freesurfer_features`; the metabolite ratios, :mod:`features.lcmodel`).
+    ``_etiv_pct`` and the M1/precuneus ratio, :func:`features.imaging.freesurfer.
+    freesurfer_features`; the metabolite ratios, :mod:`features.mrs`).
 
     >>> dependents("fs_thalamus_l_mm3", ["fs_thalamus_l_etiv_pct", "age"])
     ['fs_thalamus_l_etiv_pct']

@@ -12,14 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.cohort import DIAGNOSES
+from common.schema import DIAGNOSES, POSITIVE
 
 #: Every diagnosis a cohort may hold, in the order classes are reported.
 CLASSES: tuple[str, ...] = DIAGNOSES
-#: The class the clinical question is about.
-POSITIVE = "ALS"
-#: The classes counted as ALS mimics unless a task says otherwise (``--mimics``).
-MIMICS: tuple[str, ...] = ("MMN", "NMO", "MS")
 #: The label of the mimics pooled into one class (task ``als_vs_mimics``).
 POOLED_MIMIC = "mimic"
 

@@ -23,7 +23,7 @@ class LockedModel(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     pipeline : classifier
-        The diagnosis pipeline (:func:`models.pipelines.make_pipeline`).
+        The diagnosis pipeline (:func:`models.pipelines.build_pipeline`).
     detector : estimator or None
         Scores how unlike the training classes a row is
         (:class:`models.ood.NearestClassDistance`); ``None`` for no detector.

@@ -61,7 +61,7 @@ SKEWED = (
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """Everything :func:`make_pipeline` needs besides the family, its
+    """Everything :func:`build_pipeline` needs besides the family, its
     hyperparameters and the columns: built once per training run and passed down
     to every fold, search and assessment step (see its parameters there)."""
 
@@ -77,7 +77,7 @@ class PipelineSpec:
         self, family: str, params: dict[str, Any], columns: list[str]
     ) -> Pipeline:
         """The unfitted pipeline of ``family`` with ``params`` over ``columns``."""
-        return make_pipeline(
+        return build_pipeline(
             family,
             params,
             columns,
@@ -96,7 +96,7 @@ class PipelineSpec:
         return replace(self, calibrate=None)
 
 
-def make_pipeline(
+def build_pipeline(
     family: str,
     params: dict[str, Any],
     columns: list[str],
@@ -154,11 +154,11 @@ def make_pipeline(
 
     Examples
     --------
-    >>> pipe = make_pipeline("logreg", {"C": 1.0, "l1_ratio": 0.5},
+    >>> pipe = build_pipeline("logreg", {"C": 1.0, "l1_ratio": 0.5},
     ...                      ["age", "male", "nfl_pg_ml"])
     >>> [name for name, _ in pipe.steps]
     ['columns', 'normative', 'log', 'impute', 'scale', 'classifier']
-    >>> pipe = make_pipeline("svm", {"C": 1.0, "gamma": 0.01}, ["site", "fs_x_mm3"])
+    >>> pipe = build_pipeline("svm", {"C": 1.0, "gamma": 0.01}, ["site", "fs_x_mm3"])
     >>> [name for name, _ in pipe.steps]
     ['columns', 'harmonize', 'normative', 'log', 'impute', 'scale', 'classifier']
     """

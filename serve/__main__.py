@@ -20,6 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from common.cli import run_command, setup_logging
 from serve.config import (
     DEFAULT_MODEL,
     DEFAULT_TRACKING_URI,
@@ -161,9 +162,7 @@ def _log_warning(message, category, filename, lineno, file=None, line=None) -> N
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("mlflow", "alembic", "shap", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(quiet=("mlflow", "alembic", "shap", "matplotlib"))
     if args.command != "api":  # the API logs no warning text (it may hold values)
         warnings.showwarning = _log_warning
     source = ModelSource(
@@ -172,87 +171,84 @@ def main(argv: list[str] | None = None) -> int:
         args.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or None,
         unverified=args.trust_unverified_model,
     )
-    try:
-        if args.command == "score":
-            from serve.score import run_score
+    return run_command(log, lambda: _run(args, source))
 
-            report = run_score(
-                ScoreConfig(
-                    source,
-                    args.out,
-                    cohort=args.cohort,
-                    features=args.features,
-                    overwrite=args.overwrite,
-                    chunk_size=args.chunk_size,
-                    progress=not args.no_progress,
-                    dask=args.dask,
-                )
-            )
-            log.info("%s", report.summary())
-            return 0 if report.n_scored else 1
-        if args.command == "explain":
-            from serve.report import run_explain
 
-            out = run_explain(
-                ExplainConfig(
-                    source,
-                    args.out,
-                    cohort=args.cohort,
-                    features=args.features,
-                    overwrite=args.overwrite,
-                    max_subjects=args.max_subjects,
-                    top=args.top,
-                    seed=args.seed,
-                    dask=args.dask,
-                )
-            )
-            log.info("wrote the explanation report -> %s", out)
-            return 0
-        if args.command == "monitor":
-            from serve.monitor import run_monitor
+def _run(args: argparse.Namespace, source: ModelSource) -> int:
+    """Run the command of ``args``; returns its exit status (errors are raised)."""
+    if args.command == "score":
+        from serve.score import run_score
 
-            out, result = run_monitor(
-                MonitorConfig(
-                    source,
-                    args.out,
-                    cohort=args.cohort,
-                    features=args.features,
-                    overwrite=args.overwrite,
-                    max_subjects=args.max_subjects,
-                )
-            )
-            v = result.visits
-            log.info(
-                "monitored %d participants over %d visits (%d flagged) -> %s",
-                v["participant_id"].nunique(),
-                len(v),
-                int((v["flags"] != "").sum()),
-                out,
-            )
-            return 0
-        from serve.api import run_api
-
-        run_api(
-            ApiConfig(
+        report = run_score(
+            ScoreConfig(
                 source,
-                host=args.host,
-                port=args.port,
-                max_body_bytes=args.max_body_bytes,
-                max_records=args.max_records,
-                max_explain=args.max_explain,
-                token_file=args.token_file,
-                insecure=args.insecure,
-                workers=args.workers,
+                args.out,
+                cohort=args.cohort,
+                features=args.features,
+                overwrite=args.overwrite,
+                chunk_size=args.chunk_size,
+                progress=not args.no_progress,
+                dask=args.dask,
             )
         )
-        return 0
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-        log.error("error: %s", exc)
-        return 2
-    except Exception as exc:  # a bug: one line, the traceback only when asked
-        from features.errors import internal_error
+        log.info("%s", report.summary())
+        return 0 if report.n_scored else 1
+    if args.command == "explain":
+        from serve.report import run_explain
 
-        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
+        out = run_explain(
+            ExplainConfig(
+                source,
+                args.out,
+                cohort=args.cohort,
+                features=args.features,
+                overwrite=args.overwrite,
+                max_subjects=args.max_subjects,
+                top=args.top,
+                seed=args.seed,
+                dask=args.dask,
+            )
+        )
+        log.info("wrote the explanation report -> %s", out)
+        return 0
+    if args.command == "monitor":
+        from serve.monitor import run_monitor
+
+        out, result = run_monitor(
+            MonitorConfig(
+                source,
+                args.out,
+                cohort=args.cohort,
+                features=args.features,
+                overwrite=args.overwrite,
+                max_subjects=args.max_subjects,
+            )
+        )
+        v = result.visits
+        log.info(
+            "monitored %d participants over %d visits (%d flagged) -> %s",
+            v["participant_id"].nunique(),
+            len(v),
+            int((v["flags"] != "").sum()),
+            out,
+        )
+        return 0
+    from serve.api import run_api
+
+    run_api(
+        ApiConfig(
+            source,
+            host=args.host,
+            port=args.port,
+            max_body_bytes=args.max_body_bytes,
+            max_records=args.max_records,
+            max_explain=args.max_explain,
+            token_file=args.token_file,
+            insecure=args.insecure,
+            workers=args.workers,
+        )
+    )
+    return 0
 
 
 if __name__ == "__main__":

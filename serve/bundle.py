@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from features import units
-from features.mapping import InputMapping
+from features.lab_table import InputMapping
 from models import manifest
 from models.estimators import SITE
 from models.locked import BUNDLE_FORMAT

@@ -52,7 +52,7 @@ def _one_input(cohort: Path | None, features: Path | None) -> None:
 
 def _check_dask(address: str | None) -> None:
     if address is not None:
-        from features.executor import parse_address
+        from common.executor import parse_address
 
         parse_address(address)
 

@@ -30,12 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.io import output_path, write_table
+from common import html as h
+from common.schema import VISIT_TIME
+from common.statistics import subject_slopes
+from common.table_io import output_path, write_table
 from serve.bundle import Bundle, load_source
 from serve.config import MonitorConfig
 from serve.predict import load_input, prepare_input, score_frame
-from training import html as h
-from training.statistics import subject_slopes
 
 log = logging.getLogger("serve")
 
@@ -56,7 +57,7 @@ MARKERS: dict[str, tuple[str, float | None, str, str]] = {
 }
 FAST_ALSFRS_PER_MONTH = -0.69 - 0.57
 OUTLIER_SD = 4.0
-TIME = "months_since_baseline"
+TIME = VISIT_TIME
 
 
 @dataclass
@@ -294,11 +295,10 @@ def _participant(bundle: Bundle, v: pd.DataFrame, markers: list[str]) -> list[st
 
 
 def _trajectories(bundle: Bundle, v: pd.DataFrame, markers: list[str]) -> str:
-    plt = h.plt()
     shown = [m for m in markers if v[m].notna().any()]
     if not shown:
         return "<p>No key marker measured at any visit.</p>"
-    fig, axes = plt.subplots(1, len(shown), figsize=(2.6 * len(shown), 2.2))
+    fig, axes = h.subplots(1, len(shown), figsize=(2.6 * len(shown), 2.2))
     axes = np.atleast_1d(axes)
     t = v[TIME].to_numpy(float)
     x = t if np.isfinite(t).all() else v["visit"].to_numpy(float)

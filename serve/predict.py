@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.schema import KEY
 from features import units
+from features.load import load_features
 from models.decision import als_vs_mimics, in_set, join_labels, set_labels
 from serve.bundle import SITE, Bundle, load_bundle
 
-ID_COLUMNS = ("participant_id", "session")
+ID_COLUMNS = KEY  # passed through to the predictions
 
 
 def predict(
@@ -254,13 +256,9 @@ def load_input(
     text_columns: tuple[str, ...] | list[str] = (),
 ) -> pd.DataFrame:
     """The features table of a cohort directory (extracted now) or a table file
-    (``text_columns`` read as text besides the identifiers)."""
-    if (cohort is None) == (features is None):
-        raise ValueError("give exactly one of --cohort DIR or --features FILE.")
-    if cohort is not None:
-        from features.extract import extract_features
-
-        return extract_features(Path(cohort)).table
-    from features.io import read_table
-
-    return read_table(Path(features), text_columns=text_columns)
+    (``text_columns`` read as text besides the identifiers); what the reader said
+    about the file is warned again, to the command's warning log."""
+    loaded = load_features(cohort=cohort, features=features, text_columns=text_columns)
+    for note in loaded.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return loaded.table

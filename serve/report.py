@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.io import output_path
+from common import html as h
+from common.table_io import output_path
 from serve.bundle import Bundle, load_source
 from serve.config import ExplainConfig
 from serve.explain import Explanation, importance, shap_values
 from serve.predict import load_input, prepare_input, score_frame
-from training import html as h
 
 INTENDED_USE = (
     "Research use only. The model ranks the diagnoses ALS, MMN, NMO, MS and healthy "
@@ -40,7 +40,7 @@ INTENDED_USE = (
 def run_explain(cfg: ExplainConfig) -> Path:
     """Load ``cfg``'s model and input and write the report to ``cfg.out`` (SHAP
     values computed on the Dask cluster of ``cfg.dask`` when given)."""
-    from features.executor import executor
+    from common.executor import executor
 
     out = output_path(cfg.out, overwrite=cfg.overwrite, types=(".html",))
     bundle = load_source(cfg.source)
@@ -287,8 +287,7 @@ def _shifts(bundle: Bundle, frame: pd.DataFrame, n: int = 10) -> pd.DataFrame:
 
 
 def _barh(labels: list[str], values: np.ndarray, xlabel: str) -> str:
-    plt = h.plt()
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(labels) + 0.9))
+    fig, ax = h.subplots(figsize=(7, 0.28 * len(labels) + 0.9))
     ax.barh(range(len(labels)), values, color="#557")
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
@@ -299,10 +298,9 @@ def _barh(labels: list[str], values: np.ndarray, xlabel: str) -> str:
 def _beeswarm(exp: Explanation, cls: str, features: list[str]) -> str:
     """One row per feature: each subject's SHAP value, coloured by its value's
     rank within the cohort (grey: missing)."""
-    plt = h.plt()
     k = exp.classes.index(cls)
     rng = np.random.default_rng(0)
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(features) + 1))
+    fig, ax = h.subplots(figsize=(7, 0.32 * len(features) + 1))
     for r, f in enumerate(features):
         j = exp.features.index(f)
         x = exp.values[:, j, k]
@@ -461,8 +459,7 @@ class _Svg:
 def _calibration(cal: dict) -> str:
     if not cal:
         return "<p>not recorded</p>"
-    plt = h.plt()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = h.subplots(figsize=(5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
     for cls, bins in cal.items():
         ax.plot(

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.files import atomic_write
-from features.io import iter_table, output_path, spreadsheet_safe
+from common.files import atomic_write
+from common.table_io import iter_table, output_path, spreadsheet_safe
+from features.load import load_features
 from serve.bundle import Bundle, load_source
 from serve.config import ScoreConfig
 from serve.predict import predict
@@ -72,7 +73,7 @@ class ScoreReport:
 def run_score(cfg: ScoreConfig) -> ScoreReport:
     """Score ``cfg.cohort`` or ``cfg.features`` with ``cfg.source``'s model, on
     the Dask cluster of ``cfg.dask`` when given."""
-    from features.executor import executor
+    from common.executor import executor
 
     out = output_path(cfg.out, overwrite=cfg.overwrite, types=OUTPUT_TYPES)
     bundle = load_source(cfg.source)
@@ -150,9 +151,7 @@ def read_chunks(
     read by the one table reader (``text_columns`` as text besides the ids)."""
     size = cfg.chunk_size
     if cfg.cohort is not None:
-        from features.extract import extract_features
-
-        table = extract_features(Path(cfg.cohort), progress=cfg.progress).table
+        table = load_features(cohort=cfg.cohort, progress=cfg.progress).table
         return len(table), (
             (i, table.iloc[i : i + size]) for i in range(0, len(table), size)
         )

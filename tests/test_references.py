@@ -6,7 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
+
 REFERENCES = ROOT / "docs" / "references.md"
 CITATION = re.compile(r"refs#([a-z0-9-]+)")
 #: Citations of files outside this repository (the old form), refused.

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from common.cli import run_command, setup_logging
 from models.estimators import FoldFallbackWarning
 from training.config import DEFAULT_TRACKING_URI, TASKS, TrainConfig
 
@@ -156,7 +157,7 @@ def parse(
 
 def parse_analyze(argv: list[str]):
     """The frozen config of ``python -m training analyze``."""
-    from training.analyze import DEFAULT_PLAN, AnalyzeConfig
+    from training.analysis.run import DEFAULT_PLAN, AnalyzeConfig
 
     p = argparse.ArgumentParser(
         prog="python -m training analyze",
@@ -198,21 +199,16 @@ def parse_analyze(argv: list[str]):
 def _report(work: Callable[[], str]) -> int:
     """Run ``work`` and print what it returns: 0; a problem with the inputs: one
     line, 2; a bug: one line (the traceback with ALSDX_DEBUG=1), 3."""
-    try:
-        text = work()
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-        log.error("error: %s", exc)
-        return 2
-    except Exception as exc:  # a bug: one line, the traceback only when asked
-        from features.errors import internal_error
 
-        return internal_error(log, exc, bool(os.environ.get("ALSDX_DEBUG")))
-    print(text)
-    return 0
+    def printed() -> int:
+        print(work())
+        return 0
+
+    return run_command(log, printed)
 
 
 def _analyze(argv: list[str]) -> str:
-    from training.analyze import run, summary
+    from training.analysis.run import run, summary
 
     cfg = parse_analyze(argv)
     analysis = run(cfg)
@@ -231,10 +227,8 @@ def _train(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run training (or ``analyze``); returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(quiet=("mlflow", "alembic", "optuna"))
     argv = sys.argv[1:] if argv is None else list(argv)
-    for noisy in ("mlflow", "alembic", "optuna"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     if argv[:1] == ["analyze"]:
         return _report(lambda: _analyze(argv[1:]))
     # The fitted steps' fallbacks on small folds are counted into the run's notes

@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from common.schema import POSITIVE
 from features.dictionary import IMAGING_PREFIXES
-from models.decision import POSITIVE
 from models.estimators import FoldFallbackWarning
 from models.pipelines import PipelineSpec
-from training import analyses, conformal, plots
+from training import cohort_summary as analyses
+from training import conformal, plots
 from training.baselines import BASELINES, CRITERIA_COLUMNS
 from training.config import AssessmentSpec, CVSpec
 from training.evaluation import (

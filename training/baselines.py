@@ -25,6 +25,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from training.criteria import conduction_block, umn_status
+
 
 def _labels(y, n: int) -> np.ndarray:
     """Validated label array of length ``n`` (no missing labels)."""
@@ -277,12 +279,9 @@ def assign_rules(X: pd.DataFrame) -> np.ndarray:
             "features.extract (clinical, serum and ncs columns)."
         )
     c = {name: _column(X, name) for name in CRITERIA_COLUMNS}
-    n_cb = np.nansum(
-        [c["ncs_n_nerves_cb_definite"], c["ncs_n_nerves_cb_probable"]], axis=0
-    )
-    cb = np.where(np.isnan(c["ncs_any_cb"]), n_cb > 0, c["ncs_any_cb"] == 1)
-    umn_pos = (c["penn_umn"] > 0) | (c["umn_signs"] == 1)
-    umn_neg = ~umn_pos & ((c["penn_umn"] == 0) | (c["umn_signs"] == 0))
+    cb = conduction_block(X) == 1
+    umn = umn_status(X)
+    umn_pos, umn_neg = umn == 1, umn == 0
     normal_when_zero = ("penn_umn", "umn_signs", "lmn_signs", "ncs_any_cb")
     normal_when_zero += ("ncs_sensory_abnormal", "aqp4_igg", "oligoclonal_bands")
     normal_when_zero += ("edss",)

@@ -67,7 +67,7 @@ class CardFacts:
         with the model to other labs), and a hash of its content.
     input_mapping : dict or None
         How a ready-made table's columns and codes were read
-        (:class:`features.mapping.InputMapping`).
+        (:class:`features.lab_table.InputMapping`).
     source_columns : tuple of str
         The columns of the training table.
     adjustment : dict

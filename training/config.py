@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from common.schema import MIMICS
+from common.table_io import cache_root
 from features import dictionary
-from features.io import cache_root
-from models.decision import CLASSES, MIMICS
+from models.decision import CLASSES
 from models.pipelines import CALIBRATION_METHODS, MODEL_FAMILIES, PipelineSpec
 
 DEFAULT_COHORT_DIR = Path("data") / "simulated"
@@ -90,7 +91,7 @@ class TrainConfig:
         it), the acquisition site, age in years and sex. ``None``: the canonical
         name (``participant_id``, ``site``, ``age``, ``sex``) when present; with
         no participant column each row is one participant. Names match
-        case-insensitively (see :class:`features.mapping.InputMapping`).
+        case-insensitively (see :class:`features.lab_table.InputMapping`).
     label_map, sex_map : tuple of str
         ``CODE=VALUE`` pairs mapping the table's codes to classes
         (``("1=ALS", "0=HC")``) and to M/F (``("1=M", "2=F")``).
@@ -146,7 +147,7 @@ class TrainConfig:
     n_jobs : int
         Parallel jobs over outer folds.
     dask : str, optional
-        Dask cluster of the parallel work (features.executor): ``local``,
+        Dask cluster of the parallel work (common.executor): ``local``,
         ``local:N`` or a scheduler address; None runs embedded.
     """
 
@@ -198,7 +199,7 @@ class TrainConfig:
                 "journal:///path/file.log."
             )
         if self.dask is not None:
-            from features.executor import parse_address
+            from common.executor import parse_address
 
             parse_address(str(self.dask))
         unknown = set(self.models) - set(MODEL_FAMILIES)
@@ -252,7 +253,7 @@ class TrainConfig:
 
     def input_mapping(self):
         """How a ready-made ``features`` table's columns and codes are read."""
-        from features.mapping import InputMapping
+        from features.lab_table import InputMapping
 
         mapping = InputMapping(
             self.label_column,

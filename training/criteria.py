@@ -4,7 +4,7 @@ Joint Task Force of the EFNS and the PNS, J Peripher Nerv Syst 2010;15:295-301
 (the MMN review, source study 5). :func:`efns_pns_2010` applies them to a features
 table as far as its columns allow and says, per subject, which criteria could not
 be judged. The electrodiagnostic grades per nerve come from the nerve-conduction
-reader (:func:`features.nerve_conduction.grade_conduction_block`: area reduction,
+reader (:func:`features.cohort.nerve_conduction.grade_conduction_block`: area reduction,
 CMAP duration increase, distal amplitude, entrapment sites).
 
 What the features table can and cannot tell:
@@ -42,6 +42,45 @@ def _col(table: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(table[name], errors="coerce").to_numpy(float)
 
 
+def umn_status(table: pd.DataFrame) -> np.ndarray:
+    """Upper motor neuron signs per row: 1 when present (``umn_signs`` = 1 or Penn
+    UMN > 0), 0 when measured and absent, NaN when neither column is measured.
+    The one UMN rule of the criteria analysis and the criteria baseline.
+
+    >>> umn_status(pd.DataFrame({"umn_signs": [0, None, None, 1],
+    ...                          "penn_umn": [None, 3, None, 0]})).tolist()
+    [0.0, 1.0, nan, 1.0]
+    """
+    signs, penn = _col(table, "umn_signs"), _col(table, "penn_umn")
+    unknown = np.isnan(signs) & np.isnan(penn)
+    return np.where((signs == 1) | (penn > 0), 1.0, np.where(unknown, np.nan, 0.0))
+
+
+def block_counts(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Nerves with a definite and with a probable conduction block per row; when
+    only one grade is counted the other counts 0, NaN when neither is."""
+    definite = _col(table, "ncs_n_nerves_cb_definite")
+    probable = _col(table, "ncs_n_nerves_cb_probable")
+    counted = ~(np.isnan(definite) & np.isnan(probable))
+    definite = np.where(counted, np.nan_to_num(definite), np.nan)
+    probable = np.where(counted, np.nan_to_num(probable), np.nan)
+    return definite, probable
+
+
+def conduction_block(table: pd.DataFrame) -> np.ndarray:
+    """Any conduction block per row (1 / 0 / NaN): ``ncs_any_cb`` where measured,
+    else a definite or probable block counted in :func:`block_counts`.
+
+    >>> conduction_block(pd.DataFrame({"ncs_any_cb": [1, None, None],
+    ...     "ncs_n_nerves_cb_probable": [0, 2, None]})).tolist()
+    [1.0, 1.0, nan]
+    """
+    definite, probable = block_counts(table)
+    counted = np.where(np.isnan(definite), np.nan, ((definite + probable) > 0) * 1.0)
+    any_cb = _col(table, "ncs_any_cb")
+    return np.where(np.isnan(any_cb), counted, (any_cb == 1) * 1.0)
+
+
 def efns_pns_2010(table: pd.DataFrame, label: str = "diagnosis") -> pd.DataFrame:
     """Each row's EFNS/PNS 2010 electrodiagnostic and diagnostic category.
 
@@ -61,10 +100,7 @@ def efns_pns_2010(table: pd.DataFrame, label: str = "diagnosis") -> pd.DataFrame
     >>> efns_pns_2010(t)["category"].tolist()
     ['definite', 'not met']
     """
-    definite, probable = (
-        _col(table, "ncs_n_nerves_cb_definite"),
-        _col(table, "ncs_n_nerves_cb_probable"),
-    )
+    definite, probable = block_counts(table)
     ncs = ~np.isnan(definite)
     electro = np.where(
         ~ncs,
@@ -77,8 +113,7 @@ def efns_pns_2010(table: pd.DataFrame, label: str = "diagnosis") -> pd.DataFrame
     )
     lmn, months = _col(table, "lmn_signs"), _col(table, "months_since_onset")
     sensory = _col(table, "ncs_sensory_abnormal")
-    umn = np.fmax(_col(table, "umn_signs"), (_col(table, "penn_umn") > 0).astype(float))
-    umn[np.isnan(_col(table, "umn_signs")) & np.isnan(_col(table, "penn_umn"))] = np.nan
+    umn = umn_status(table)
     bulbar = _col(table, "onset_bulbar")
     clinical_1 = np.where(
         lmn == 0,

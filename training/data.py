@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from common.files import file_lock
+from common.schema import META_COLUMNS, VISIT_TIME_NAMES
 from features.dictionary import (
     MODALITIES,
     UNDOCUMENTED,
@@ -20,13 +20,10 @@ from features.dictionary import (
     modality_of,
 )
 from features.extract import (
-    META_COLUMNS,
     check_units,
-    extract_features,
     feature_columns,
 )
-from features.files import file_lock
-from features.io import read_table, write_table
+from features.load import FeaturesInput, load_features
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -86,75 +83,36 @@ def default_cohort(simulated_dir: Path, n: int, seed: int) -> Path:
     return path
 
 
-def cohort_fingerprint(cohort_dir: Path) -> str:
-    """Hash of every input file's path, size and content-modification time.
-
-    ``simulation/`` is excluded: ground truth never reaches the trainer.
-    """
-    digest = hashlib.sha256()
-    for p in sorted(Path(cohort_dir).rglob("*")):
-        rel = p.relative_to(cohort_dir)
-        if p.is_file() and rel.parts[0] != "simulation":
-            st = p.stat()
-            digest.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def extractor_version() -> str:
-    """Hash of the feature extractor's code: a changed extractor invalidates caches."""
-    import features
-
-    digest = hashlib.sha256()
-    root = Path(features.__file__).parent
-    for path in sorted(root.glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:8]
-
-
-def _extracted(
-    cohort_dir: Path, n_jobs: int, cache_dir: Path
-) -> tuple[pd.DataFrame, str]:
-    """The features table of a cohort, from ``cache_dir`` when neither its files
-    nor the extractor changed."""
-    fingerprint = cohort_fingerprint(cohort_dir)
-    name = f"features-{fingerprint}-{extractor_version()}.parquet"
-    cache = Path(cache_dir) / name
-    with file_lock(Path(cache_dir) / f".{name}.lock", f"the features cache {cache}"):
-        if cache.exists():
-            log.info("reusing extracted features %s", cache)
-            return pd.read_parquet(cache), fingerprint
-        result = extract_features(cohort_dir, n_jobs=n_jobs)
-        if result.issues:
-            log.warning("%s", result.summary())
-        write_table(result.table, cache, overwrite=True)
-    return result.table, fingerprint
-
-
-def _features_file(cfg: TrainConfig) -> tuple[pd.DataFrame, str, list[str]]:
-    """A ready-made table, read with the one table reader, and what the reader
-    said about it (e.g. formulas without saved results)."""
-    path = Path(cfg.features)
-    mapping = cfg.input_mapping()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        table = read_table(path, text_columns=mapping.text_columns())
-    fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return table, fingerprint, [str(w.message) for w in caught]
+def load_input(cfg, text_columns=(), cache_dir: Path | None = None) -> FeaturesInput:
+    """The table a training or analysis configuration names: ``cfg.features``,
+    ``cfg.cohort``, or else the default simulated cohort (simulated once, then
+    reused), through :func:`features.load.load_features`."""
+    cohort = None
+    if cfg.features is None:
+        cohort = cfg.cohort or default_cohort(
+            cfg.simulated_dir, cfg.n_subjects, cfg.seed
+        )
+    return load_features(
+        cohort=cohort,
+        features=cfg.features,
+        text_columns=text_columns,
+        cache_dir=cache_dir,
+        n_jobs=cfg.n_jobs,
+    )
 
 
 def load_training_data(cfg: TrainConfig) -> TrainingData:
     """The cohort or table ``cfg`` names, restricted and labelled for its task."""
-    cohort_dir, read_notes = None, []
-    if cfg.features is not None:
-        table, fingerprint, read_notes = _features_file(cfg)
-        source = str(cfg.features)
-    else:
-        cohort_dir = cfg.cohort or default_cohort(
-            cfg.simulated_dir, cfg.n_subjects, cfg.seed
-        )
-        table, fingerprint = _extracted(Path(cohort_dir), cfg.n_jobs, cfg.cache_dir)
-        source = str(cohort_dir)
-    return prepare(table, cfg, source, fingerprint, cohort_dir, read_notes)
+    loaded = load_input(cfg, cfg.input_mapping().text_columns(), cfg.cache_dir)
+    cohort_dir = Path(loaded.source) if cfg.features is None else None
+    return prepare(
+        loaded.table,
+        cfg,
+        loaded.source,
+        loaded.fingerprint,
+        cohort_dir,
+        list(loaded.notes),
+    )
 
 
 #: Rows quoted when a table's cells cannot be read.
@@ -261,16 +219,6 @@ def prepare(
         mapping.to_dict() if cfg.features is not None else None,
         source_columns,
     )
-
-
-#: Column names (lower case, letters and digits only) that date or number a visit
-#: in lab tables: ``months_since_baseline``, ``Visit``, OASIS's ``MR Delay``...
-VISIT_TIME_NAMES = (  # times first, then visit numbers
-    "monthssincebaseline", "mrdelay", "days", "dayssincebaseline",
-    "daysfrombaseline", "weeks", "months", "years", "yearssincebaseline", "time",
-    "visitdate", "examdate", "scandate", "date", "visit", "visitnumber", "visitno",
-    "visitnum", "visitcode", "timepoint",
-)  # fmt: skip
 
 
 def visit_time_column(columns) -> str | None:

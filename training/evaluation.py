@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from models.decision import MIMICS, POSITIVE, als_vs_mimics, mimic_columns
+from common.schema import MIMICS, POSITIVE
+from models.decision import als_vs_mimics, mimic_columns
 
 _EPS = np.finfo(float).eps  # log-loss clip, as scikit-learn does
 _SUM_TOL = 1e-2  # rows rounded in a CSV still pass; logits or column subsets do not
@@ -372,31 +372,6 @@ def score(
     return {m: float(est[m]) for m in keep if np.isfinite(est[m])}
 
 
-def auc(values, positive) -> float | np.ndarray:
-    """Mann-Whitney AUC of a binary outcome (ties count 1/2), computed for each row
-    of ``values`` when it is 2-D (e.g. bootstrap resamples); NaN without both
-    outcomes. The one unweighted AUC of the project; :func:`evaluate` uses its
-    weighted form for bootstrap weights.
-
-    Examples
-    --------
-    >>> auc([0.9, 0.1, 0.5], [True, False, True])
-    1.0
-    >>> auc([[0.9, 0.1, 0.5], [0.1, 0.9, 0.5]], [True, False, True]).tolist()
-    [1.0, 0.0]
-    """
-    values = np.asarray(values, dtype=float)
-    positive = np.asarray(positive, dtype=bool)
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return np.full(values.shape[:-1], np.nan) if values.ndim > 1 else np.nan
-    ranks = stats.rankdata(values, axis=-1)
-    u = ranks[..., positive].sum(axis=-1) - n_pos * (n_pos + 1) / 2
-    out = u / (n_pos * n_neg)
-    return float(out) if out.ndim == 0 else out
-
-
 def _per_site(y_idx: np.ndarray, proba: np.ndarray, sites: np.ndarray) -> pd.DataFrame:
     """n, classes present, balanced accuracy and macro AUC of each site."""
     keys = pd.Series(sites, dtype=object)
@@ -436,7 +411,7 @@ def permutation_test(
     seed : int, default=0
     n_jobs : int, default=1
         Permutations scored at a time (joblib; on a Dask cluster under
-        ``features.executor``). The permutations are drawn first, in order, so
+        ``common.executor``). The permutations are drawn first, in order, so
         the result does not depend on ``n_jobs``.
 
     Returns

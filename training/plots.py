@@ -14,7 +14,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from training.evaluation import auc, calibration_table, check_proba
+from common import html as h
+from common.statistics import auc
+from training.evaluation import calibration_table, check_proba
 
 
 def _diagonal(ax) -> None:
@@ -44,8 +46,14 @@ def roc_curves(y, proba, classes: Sequence, *, positive: str = "ALS") -> Figure:
     proba, classes, y = check_proba(proba, classes, y)
     y_idx = np.array([classes.index(v) for v in y.tolist()], dtype=int)
     show_pos = positive in classes and 0 < (y == positive).sum() < len(y)
-    fig = Figure(figsize=(11 if show_pos else 5.5, 5), layout="constrained")
-    axes = fig.subplots(1, 2 if show_pos else 1, squeeze=False)[0]
+    fig, axes = h.subplots(
+        1,
+        2 if show_pos else 1,
+        squeeze=False,
+        figsize=(11 if show_pos else 5.5, 5),
+        layout="constrained",
+    )
+    axes = axes[0]
     for j, c in enumerate(classes):
         if 0 < (y_idx == j).sum() < len(y_idx):
             area = auc(proba[:, j], y_idx == j)
@@ -92,8 +100,7 @@ def calibration_plot(y, proba, classes: Sequence, *, n_bins: int = 10) -> Figure
     proba, classes, y = check_proba(proba, classes, y)
     y_idx = np.array([classes.index(v) for v in y.tolist()], dtype=int)
     correct = proba.argmax(axis=1) == y_idx
-    fig = Figure(figsize=(11, 5), layout="constrained")
-    top, per_class = fig.subplots(1, 2)
+    fig, (top, per_class) = h.subplots(1, 2, figsize=(11, 5), layout="constrained")
     t = calibration_table(correct, proba.max(axis=1), n_bins)
     t = t[t["count"] > 0]
     ece = float(
@@ -150,8 +157,7 @@ def confusion_plot(confusion: pd.DataFrame) -> Figure:
     totals = counts.sum(axis=1, keepdims=True)
     frac = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     k = len(confusion)
-    fig = Figure(figsize=(1.1 * k + 2.5, 1.1 * k + 1.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = h.subplots(figsize=(1.1 * k + 2.5, 1.1 * k + 1.5), layout="constrained")
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, label="Fraction of the true class")
     for i in range(k):
@@ -196,8 +202,7 @@ def decision_curve_plot(dc: pd.DataFrame, *, label: str = "model") -> Figure:
             f"dc lacks columns {missing}; pass the output of "
             "training.evaluation.decision_curve."
         )
-    fig = Figure(figsize=(6.5, 5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = h.subplots(figsize=(6.5, 5), layout="constrained")
     ax.plot(dc["threshold"], dc["net_benefit_model"], c="C3", label=label)
     ax.plot(dc["threshold"], dc["net_benefit_all"], c="0.4", label="treat all")
     ax.plot(dc["threshold"], dc["net_benefit_none"], c="k", ls="--", label="treat none")
@@ -247,8 +252,7 @@ def bar_plot(
     else:
         values, err = data, None
     values = pd.to_numeric(values)
-    fig = Figure(figsize=(6.5, 0.4 * len(values) + 1.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = h.subplots(figsize=(6.5, 0.4 * len(values) + 1.5), layout="constrained")
     pos = np.arange(len(values))
     ax.barh(pos, values.to_numpy(), xerr=err, capsize=3, color="C0", alpha=0.8)
     ax.set_yticks(pos, [str(i) for i in values.index])

@@ -148,7 +148,7 @@ def run(cfg: TrainConfig) -> RunResult:
     """Train, evaluate and register a model as ``cfg`` says (see TrainConfig);
     with ``cfg.dask`` the parallel work (extraction, outer folds, permutations)
     runs on that Dask cluster and only this process writes to MLflow."""
-    from features.executor import executor
+    from common.executor import executor
 
     with executor(cfg.dask):
         return _run(cfg)

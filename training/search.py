@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedGroupKFold
 
-from features.files import store_lock
+from common.files import store_lock
 from models.estimators import FoldFallbackWarning
 from models.pipelines import PipelineSpec, suggest
 from training.config import SearchSpec

@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy
 from mlflow.models import infer_signature
 
-from features.files import HOST, process_alive, store_lock
+from common.files import HOST, process_alive, store_lock
 from models import manifest
 from models.pipelines import SKOPS_TRUSTED_TYPES
 

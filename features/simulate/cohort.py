@@ -23,9 +23,13 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from features.atlas import Atlas, load_atlas
-from features.cohort import subject_key
-from features.freesurfer import PULVINAR_NUCLEI, read_aparc_stats, read_aseg_stats
+from features.cohort.participants import subject_key
+from features.imaging.atlas import Atlas, load_atlas
+from features.imaging.freesurfer import (
+    PULVINAR_NUCLEI,
+    read_aparc_stats,
+    read_aseg_stats,
+)
 from features.simulate import fmri as sim_fmri
 from features.simulate import generative, longitudinal, oracle, spec, writers
 

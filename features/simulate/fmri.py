@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import butter, sosfiltfilt
 
-from features.smn_atlas import ATLAS_LABEL, SMN_REGIONS
+from features.fmri.smn_atlas import ATLAS_LABEL, SMN_REGIONS
 
 TR = 2.0
 N_VOLUMES = 180
@@ -157,7 +157,7 @@ def bold_labels() -> nib.Nifti1Image:
     """The SMN atlas on :data:`BOLD_AFFINE` (nearest neighbour)."""
     from nilearn.image import resample_to_img
 
-    from features.smn_atlas import smn_atlas
+    from features.fmri.smn_atlas import smn_atlas
 
     target = nib.Nifti1Image(np.zeros(BOLD_SHAPE, np.int8), BOLD_AFFINE)
     return resample_to_img(

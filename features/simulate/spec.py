@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-CLASSES: tuple[str, ...] = ("ALS", "MMN", "NMO", "MS", "HC")
+from common.schema import DIAGNOSES
+
+CLASSES: tuple[str, ...] = DIAGNOSES
 SITES: tuple[str, ...] = ("siteA", "siteB", "siteC", "siteD")
 MODALITIES: tuple[str, ...] = (
     "clinical",

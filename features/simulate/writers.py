@@ -2,7 +2,7 @@
 
 The simulator writes its cohort in the formats the real pipelines produce, laid out
 as FreeSurfer 7.2 (subject ``bert``) and LCModel 6.3-1B write them, so the readers in
-:mod:`features.freesurfer` and :mod:`features.lcmodel` are exercised on realistic
+:mod:`features.imaging.freesurfer` and :mod:`features.mrs` are exercised on realistic
 text. Output is deterministic: machine-specific provenance (host, user, timestamps)
 that real files carry is left out.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.freesurfer import APARC_COLUMNS, STRUCTURE_RENAMES
+from features.imaging.freesurfer import APARC_COLUMNS, STRUCTURE_RENAMES
 
 __all__ = [
     "ASEG_SEGMENT_IDS",
@@ -249,7 +249,7 @@ def write_aseg_stats(
     Examples
     --------
     >>> import tempfile
-    >>> from features.freesurfer import read_aseg_stats
+    >>> from features.imaging.freesurfer import read_aseg_stats
     >>> out = Path(tempfile.mkdtemp()) / "aseg.stats"
     >>> write_aseg_stats(out, {"Left-Thalamus": 8066.3}, {"eTIV": 1.52e6}, "sub-01")
     >>> read_aseg_stats(out).volumes
@@ -394,7 +394,7 @@ def write_aparc_stats(
     >>> regions = pd.DataFrame({"GrayVol": [14392.0], "ThickAvg": [2.939]},
     ...                        index=["precentral"])
     >>> import tempfile
-    >>> from features.freesurfer import read_aparc_stats
+    >>> from features.imaging.freesurfer import read_aparc_stats
     >>> out = Path(tempfile.mkdtemp()) / "lh.aparc.stats"
     >>> write_aparc_stats(out, "lh", regions, {"eTIV": 1.52e6}, "sub-01")
     >>> read_aparc_stats(out).regions.loc["precentral", ["GrayVol", "ThickAvg"]]
@@ -513,7 +513,7 @@ def write_lcmodel_table(
     >>> conc = pd.DataFrame({"conc": [0.0797, 0.1, 0.151], "sd_pct": [11, 5, 4]},
     ...                     index=["NAA", "Cr", "PCr"])
     >>> import tempfile
-    >>> from features.lcmodel import read_lcmodel_table
+    >>> from features.mrs import read_lcmodel_table
     >>> out = Path(tempfile.mkdtemp()) / "sub-01.table"
     >>> write_lcmodel_table(out, conc, fwhm_ppm=0.043, snr=13, title="sub-01")
     >>> read_lcmodel_table(out).concentrations.loc["NAA"].tolist()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from features.dictionary import ENTRIES, describe, to_markdown, undocumented
 from features.extract import extract_features
+from tests import ROOT
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "features.md"
+DOC = ROOT / "docs" / "features.md"
 
 
 def test_every_extracted_column_is_documented(small_cohort):

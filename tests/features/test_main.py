@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.__main__ import main
+from tests import DATA
 
 
 def test_simulate_then_extract(tmp_path, caplog):
@@ -85,7 +86,7 @@ def test_real_lcmodel_outputs_under_other_names_are_read_and_named(
 ):
     import shutil
 
-    real = Path(__file__).resolve().parents[1] / "data" / "real" / "lcmodel"
+    real = DATA / "real" / "lcmodel"
     cohort = Path(shutil.copytree(small_cohort, tmp_path / "c"))
     folders = sorted((cohort / "derivatives" / "lcmodel").glob("sub-*"))
     layouts = {  # as labs and LCModel itself name them

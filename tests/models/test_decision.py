@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.schema import MIMICS
 from models.decision import (
     CLASSES,
-    MIMICS,
     als_vs_mimics,
     format_set,
     in_set,

@@ -17,7 +17,7 @@ from models.pipelines import (
     MODEL_FAMILIES,
     SEARCH_KEYS,
     SKOPS_TRUSTED_TYPES,
-    make_pipeline,
+    build_pipeline,
     suggest,
 )
 
@@ -69,7 +69,7 @@ def _cohort(n=90, seed=0) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.mark.parametrize("family", MODEL_FAMILIES)
 def test_every_family_fits_with_site_and_missing_values(family):
     X, y = _cohort()
-    pipe = make_pipeline(family, PARAMS[family], list(X.columns), seed=1)
+    pipe = build_pipeline(family, PARAMS[family], list(X.columns), seed=1)
     names = [name for name, _ in pipe.steps]
     assert names[:3] == ["columns", "harmonize", "normative"]
     assert names[-1] == "classifier" and ("impute" in names) == (family != "xgboost")
@@ -87,14 +87,14 @@ def test_every_family_fits_with_site_and_missing_values(family):
 def test_old_signature_without_site_still_works(family):
     X, y = _cohort()
     X = X.drop(columns="site")
-    pipe = make_pipeline(family, PARAMS[family], list(X.columns), seed=0).fit(X, y)
+    pipe = build_pipeline(family, PARAMS[family], list(X.columns), seed=0).fit(X, y)
     assert "harmonize" not in pipe.named_steps
     np.testing.assert_allclose(pipe.predict_proba(X).sum(axis=1), 1.0, atol=1e-6)
 
 
 def test_switches_drop_their_steps():
     X, y = _cohort()
-    pipe = make_pipeline(
+    pipe = build_pipeline(
         "logreg",
         PARAMS["logreg"],
         list(X.columns),
@@ -113,13 +113,13 @@ def test_switches_drop_their_steps():
     assert "site" not in pipe[0].feature_names_in_
     assert "nfl_pg_ml" in pipe.named_steps["log"].columns
     params = {**PARAMS["logreg"], "normative": False}
-    assert "normative" not in make_pipeline("logreg", params, ["a"]).named_steps
-    svm = make_pipeline("svm", PARAMS["svm"], ["a"], calibrate="none")
+    assert "normative" not in build_pipeline("logreg", params, ["a"]).named_steps
+    svm = build_pipeline("svm", PARAMS["svm"], ["a"], calibrate="none")
     assert svm[-1].method == "sigmoid"  # an SVM has no probabilities otherwise
 
 
 def test_z_scored_concentrations_are_not_logged_twice():
-    pipe = make_pipeline("logreg", PARAMS["logreg"], ["site", "nfl_pg_ml"])
+    pipe = build_pipeline("logreg", PARAMS["logreg"], ["site", "nfl_pg_ml"])
     logged = pipe.named_steps["log"].columns
     assert "nfl_pg_ml" not in logged and "t2_lesion_volume_ml" in logged
 
@@ -128,7 +128,7 @@ def test_calibration_keeps_class_weights_and_copes_with_rare_classes():
     X, y = _cohort()
     y = y.copy()
     y[np.flatnonzero(y == "MS")[2:]] = "ALS"  # MS: 2 rows, fewer than cv=3
-    pipe = make_pipeline("xgboost", PARAMS["xgboost"], list(X.columns))
+    pipe = build_pipeline("xgboost", PARAMS["xgboost"], list(X.columns))
     pipe.fit(X, y)
     calibrated = pipe.named_steps["classifier"]
     assert calibrated.n_splits_ == 2
@@ -149,7 +149,7 @@ def test_a_test_fold_shift_in_a_noise_feature_gains_nothing(family):
     without = [c for c in with_noise if c != "fs_noise_mm3"]
 
     def accuracy(columns):
-        pipe = make_pipeline(family, PARAMS[family], columns, seed=0)
+        pipe = build_pipeline(family, PARAMS[family], columns, seed=0)
         pipe.fit(X[~test][columns], y[~test])
         return (pipe.predict(X[test][columns]) == y[test]).mean()
 
@@ -159,7 +159,7 @@ def test_a_test_fold_shift_in_a_noise_feature_gains_nothing(family):
 def test_fitted_references_come_from_the_training_fold_alone():
     X, y = _cohort(n=150)
     train = np.arange(len(X)) < 100
-    pipe = make_pipeline("logreg", PARAMS["logreg"], list(X.columns))
+    pipe = build_pipeline("logreg", PARAMS["logreg"], list(X.columns))
     pipe.fit(X[~train], y[~train])  # fitted on another fold first
     pipe.fit(X[train], y[train])
     frame = ColumnChecker(list(X.columns)).fit_transform(X[train])
@@ -184,22 +184,22 @@ def test_search_spaces_feed_the_factory(family):
     trial = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0)).ask()
     params = suggest(family, trial)
     assert set(params) == set(SEARCH_KEYS[family])
-    make_pipeline(family, params, ["site", "nfl_pg_ml"])
+    build_pipeline(family, params, ["site", "nfl_pg_ml"])
 
 
 def test_bad_family_or_params_are_rejected():
     with pytest.raises(ValueError, match="unknown model family 'knn'"):
-        make_pipeline("knn", {}, ["a"])
+        build_pipeline("knn", {}, ["a"])
     with pytest.raises(ValueError, match=r"params for 'svm' lack \['gamma'\]"):
-        make_pipeline("svm", {"C": 1.0}, ["a"])
+        build_pipeline("svm", {"C": 1.0}, ["a"])
     with pytest.raises(ValueError, match="calibrate='platt' is not a calibration"):
-        make_pipeline("svm", PARAMS["svm"], ["a"], calibrate="platt")
+        build_pipeline("svm", PARAMS["svm"], ["a"], calibrate="platt")
 
 
 @pytest.mark.parametrize("method", ["isotonic", "temperature"])
 def test_other_calibration_methods_keep_string_classes(method):
     X, y = _cohort()
-    pipe = make_pipeline("logreg", PARAMS["logreg"], list(X.columns), calibrate=method)
+    pipe = build_pipeline("logreg", PARAMS["logreg"], list(X.columns), calibrate=method)
     pipe.fit(X, y)
     assert [str(c) for c in pipe.classes_] == list(CLASSES)
     np.testing.assert_allclose(pipe.predict_proba(X).sum(axis=1), 1.0, atol=1e-6)
@@ -209,7 +209,7 @@ def test_other_calibration_methods_keep_string_classes(method):
 def test_fitted_pipelines_round_trip_through_skops(family):
     sio = pytest.importorskip("skops.io")  # MLflow's sklearn serialisation
     X, y = _cohort()
-    pipe = make_pipeline(family, PARAMS[family], list(X.columns)).fit(X, y)
+    pipe = build_pipeline(family, PARAMS[family], list(X.columns)).fit(X, y)
     blob = sio.dumps(pipe)
     assert set(sio.get_untrusted_types(data=blob)) <= set(SKOPS_TRUSTED_TYPES)
     loaded = sio.loads(blob, trusted=list(SKOPS_TRUSTED_TYPES))

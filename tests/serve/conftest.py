@@ -6,11 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from common.schema import MIMICS
 from features.extract import extract_features, feature_columns
-from models.decision import MIMICS
 from models.locked import LockedModel
 from models.ood import NearestClassDistance
-from models.pipelines import SKEWED, make_pipeline
+from models.pipelines import SKEWED, build_pipeline
 from serve.bundle import Bundle, load_bundle
 from training import card
 
@@ -54,7 +54,7 @@ def build_bundle(table: pd.DataFrame, family: str) -> Bundle:
     X = table[columns].assign(site=table["site"].astype("string"))
     y = table["diagnosis"].astype(str).to_numpy()
     classes = sorted(set(y))
-    pipe = make_pipeline(family, PARAMS[family], columns, seed=0, calibrate=None)
+    pipe = build_pipeline(family, PARAMS[family], columns, seed=0, calibrate=None)
     model = LockedModel(pipe, NearestClassDistance(log_columns=SKEWED)).fit(X, y)
     facts = card.CardFacts(
         family=family,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.Popen:

@@ -20,15 +20,16 @@ import pandas as pd
 import pytest
 import requests
 
-from features.io import read_table
+from common.table_io import read_table
 from serve.__main__ import main as serve_main
 from serve.bundle import load_bundle
 from serve.predict import predict
+from tests import DATA
 from tests.serve.test_api import _free_port, _start, _stop
 from training.__main__ import main as train_main
 from training.run import fitted_covariates
 
-TABLES = Path(__file__).parents[1] / "data" / "tables"
+TABLES = DATA / "tables"
 LAB = TABLES / "lab_7t_export.xlsx"
 CLINIC = TABLES / "clinic_serum.csv"
 MODEL = "models:/als-mimics-dx@champion"

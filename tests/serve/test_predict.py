@@ -132,9 +132,10 @@ def test_served_als_vs_mimics_follows_the_mimics_training_used(
 ):
     """Trained with --mimics MMN NMO, the card says so and the served
     p_als_vs_mimics ranks ALS against MMN and NMO only, as the metric does."""
+    from common.statistics import auc
     from serve.bundle import load_bundle
     from training.__main__ import main
-    from training.evaluation import auc, score
+    from training.evaluation import score
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     argv = [

@@ -123,7 +123,7 @@ def test_explaining_on_a_local_cluster_equals_the_embedded_run(
     trained, champion, cohort_table, tmp_path
 ):
     pytest.importorskip("distributed")
-    from features.executor import executor
+    from common.executor import executor
     from serve.explain import shap_values
     from serve.predict import prepare_input
 

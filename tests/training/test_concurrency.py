@@ -13,7 +13,8 @@ from pathlib import Path
 
 import mlflow
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import ROOT
+
 ARGS = [
     "--n",
     "60",

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tests import ROOT
 from training.__main__ import parse
 from training.config import TrainConfig
 
-DEFAULT_TOML = Path(__file__).resolve().parents[2] / "experiments" / "default.toml"
+DEFAULT_TOML = ROOT / "experiments" / "default.toml"
 
 
 def test_default_toml_is_the_default_config():

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.extract import extract_features
+from tests import DATA
 from training.config import TrainConfig
 from training.data import load_training_data, prepare
 
@@ -61,7 +60,7 @@ def test_contrast_keeps_two_classes(table):
     assert set(data.y) <= {"NMO", "MS"}
 
 
-TABLES = Path(__file__).parents[1] / "data" / "tables"
+TABLES = DATA / "tables"
 LAB = {
     "features": TABLES / "lab_7t_export.xlsx",
     "label_column": "Group",

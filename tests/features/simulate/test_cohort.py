@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from features.cohort import CohortPaths
+from features.cohort.participants import CohortPaths
 from features.errors import CohortFormatError, ImageMismatchError
 from features.extract import extract_features
 from features.simulate import spec

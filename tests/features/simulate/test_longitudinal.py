@@ -8,8 +8,8 @@ import pytest
 
 from features.extract import extract_features
 from features.simulate import generative, longitudinal
-from training.analyze import run_plan
-from training.plans import read_plan
+from training.analysis.plans import read_plan
+from training.analysis.run import run_plan
 
 
 @pytest.fixture(scope="module")

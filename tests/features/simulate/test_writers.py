@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.freesurfer import read_aparc_stats, read_aseg_stats
-from features.lcmodel import read_lcmodel_table
+from features.imaging.freesurfer import read_aparc_stats, read_aseg_stats
+from features.mrs import read_lcmodel_table
 from features.simulate.writers import (
     ASEG_SEGMENT_IDS,
     DK_REGIONS,
@@ -18,8 +18,9 @@ from features.simulate.writers import (
     write_aseg_stats,
     write_lcmodel_table,
 )
+from tests import DATA
 
-REAL = Path(__file__).resolve().parents[2] / "data" / "real"
+REAL = DATA / "real"
 BERT = REAL / "freesurfer" / "bert" / "stats"
 SVS = REAL / "lcmodel" / "svs_97.TABLE"
 SURFACE_HOLES = {"lhSurfaceHoles", "rhSurfaceHoles", "SurfaceHoles"}
