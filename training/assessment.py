@@ -26,7 +26,7 @@ from features.dictionary import IMAGING_PREFIXES
 from models.estimators import FoldFallbackWarning
 from models.pipelines import PipelineSpec
 from training import cohort_summary as analyses
-from training import conformal, plots
+from training import conformal, modalities, plots
 from training.baselines import BASELINES, CRITERIA_COLUMNS
 from training.config import AssessmentSpec, CVSpec
 from training.evaluation import (
@@ -196,7 +196,7 @@ def assess(
             )
         return score(labels, proba, classes, mimics)
 
-    subsets = analyses.modality_subsets(
+    subsets = modalities.modality_subsets(
         [c for c in X.columns if c not in data.covariates]
     )
     # the covariates stay in every subset: the pipeline's steps adjust for them
@@ -238,11 +238,13 @@ def assess(
             }
 
         found.permutation = steps.run("permutation test", permutation)
-    present = analyses.availability(data.table, list(X.columns))
+    present = modalities.availability(data.table, list(X.columns))
     varies = [c for c in present.columns if present[c].nunique() > 1]
     found.leak = steps.run(
         "missingness check",
-        lambda: analyses.missingness_leak(present, y, groups=data.groups, seed=cv.seed),
+        lambda: modalities.missingness_leak(
+            present, y, groups=data.groups, seed=cv.seed
+        ),
         None
         if varies
         else "every subject has every modality: availability cannot leak the label",

@@ -1,5 +1,6 @@
-"""Univariate biomarker table, group summaries, severity correlations, leak check,
-modality subsets: on hand-built frames and one simulated cohort."""
+"""training.cohort_summary (univariate table, group summaries, severity
+correlations) and training.modalities (leak check, modality subsets), on hand-built
+frames and one simulated cohort shared by both."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import GroupKFold
 
+from features.dictionary import modality_of
 from features.extract import extract_features, feature_columns
 from training.cohort_summary import (
     DEFAULT_CONTRASTS,
     group_summary,
-    missingness_leak,
-    modality_of,
-    modality_subsets,
     severity_correlations,
     univariate_table,
 )
+from training.modalities import missingness_leak, modality_subsets
 
 CLASSES = ["ALS", "HC", "MMN", "MS", "NMO"]
 
