@@ -46,7 +46,7 @@ from features.dictionary import modality_of
 from features.errors import CohortFormatError, ImageMismatchError
 from features.fmri.inputs import read_region_mapping
 from features.fmri.smn import fmri_features
-from features.imaging import region_features as maps
+from features.imaging import region_features
 from features.imaging.atlas import Atlas, load_atlas
 from features.imaging.freesurfer import freesurfer_features
 from features.mrs import find_lcmodel_output, mrs_features, read_mrs_table
@@ -90,7 +90,7 @@ def _subject_imaging(
     """
     atlas = atlas if atlas is not None else load_atlas()  # memoised per process
     paths = CohortPaths(cohort_dir, subject_key(pid, session))
-    dti = {m: paths.dti_map(m) for m in maps.DTI_MAPS}
+    dti = {m: paths.dti_map(m) for m in region_features.DTI_MAPS}
     fmri_source: list[Path] = []
     mrs_source: list[Path] = []
     readers = {
@@ -98,13 +98,18 @@ def _subject_imaging(
             lambda: freesurfer_features(paths.freesurfer_stats_dir),
             paths.freesurfer_stats_dir,
         ),
-        "dti": (lambda: maps.dti_features(dti, atlas, resample=resample), dti["FA"]),
+        "dti": (
+            lambda: region_features.dti_features(dti, atlas, resample=resample),
+            dti["FA"],
+        ),
         "qsm": (
-            lambda: maps.qsm_features(paths.qsm_map, atlas, resample=resample),
+            lambda: region_features.qsm_features(
+                paths.qsm_map, atlas, resample=resample
+            ),
             paths.qsm_map,
         ),
         "vbm": (
-            lambda: maps.gm_features(paths.gm_map, atlas, resample=resample),
+            lambda: region_features.gm_features(paths.gm_map, atlas, resample=resample),
             paths.gm_map,
         ),
         "mrs": (lambda: _mrs(paths, mrs_source), mrs_source),

@@ -25,8 +25,7 @@ from common.schema import POSITIVE
 from features.dictionary import IMAGING_PREFIXES
 from models.estimators import FoldFallbackWarning
 from models.pipelines import PipelineSpec
-from training import cohort_summary as analyses
-from training import conformal, modalities, plots
+from training import cohort_summary, conformal, modalities, plots
 from training.baselines import BASELINES, CRITERIA_COLUMNS
 from training.config import AssessmentSpec, CVSpec
 from training.evaluation import (
@@ -253,25 +252,29 @@ def assess(
     numeric = [c for c in X.columns if not c.startswith("has_") and c != "site"]
     found.univariate = steps.run(
         "univariate table",
-        lambda: analyses.univariate_table(table, numeric, n_boot=200, seed=cv.seed),
+        lambda: cohort_summary.univariate_table(
+            table, numeric, n_boot=200, seed=cv.seed
+        ),
         None
-        if analyses.default_contrasts(set(data.diagnosis))
+        if cohort_summary.default_contrasts(set(data.diagnosis))
         else "no contrast of the source studies has both of its sides",
     )
     found.groups = steps.run(
-        "group summary", lambda: analyses.group_summary(table, numeric)
+        "group summary", lambda: cohort_summary.group_summary(table, numeric)
     )
     imaging = [c for c in numeric if c.startswith(IMAGING_PREFIXES)]
-    severity = [s for s in analyses.SEVERITY if s in table]
+    severity = [s for s in cohort_summary.SEVERITY if s in table]
     within = POSITIVE if POSITIVE in set(data.diagnosis) else None
     unmet = None
     if not imaging:
         unmet = f"no imaging columns (prefixes {', '.join(IMAGING_PREFIXES)})"
     elif not severity:
-        unmet = f"no severity scale ({', '.join(analyses.SEVERITY)})"
+        unmet = f"no severity scale ({', '.join(cohort_summary.SEVERITY)})"
     found.correlations = steps.run(
         "severity correlations",
-        lambda: analyses.severity_correlations(table, imaging, severity, within=within),
+        lambda: cohort_summary.severity_correlations(
+            table, imaging, severity, within=within
+        ),
         unmet,
     )
     found.figures = _figures(found, y, result.oof_proba, classes, steps)

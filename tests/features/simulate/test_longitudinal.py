@@ -14,7 +14,7 @@ from training.analysis.run import run_plan
 
 @pytest.fixture(scope="module")
 def large():
-    obs = generative.sample(1500, 4)
+    obs = generative.sample(600, 4)
     obs.insert(0, "participant_id", [f"sub-{i + 1:04d}" for i in range(len(obs))])
     visits, course = longitudinal.follow_up(
         obs, sessions=3, interval_months=4.0, seed=4
