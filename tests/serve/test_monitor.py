@@ -4,7 +4,6 @@ visit, the CSV and the HTML page in headless Chromium."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,7 @@ import pytest
 from features.extract import extract_features
 from serve.__main__ import main
 from serve.monitor import FAST_ALSFRS_PER_MONTH, monitor
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from tests.browser import CHROMIUM, render
 
 
 @pytest.fixture(scope="module")
@@ -114,29 +112,6 @@ def test_monitor_command_writes_csv_and_html(trained, visits, tmp_path, caplog):
     assert main(["monitor", *common, "--out", str(html)]) == 2  # exists
     assert "exists; pass --overwrite" in caplog.text
     if os.path.exists(CHROMIUM) or os.environ.get("CI"):
-        _render(html, sections=5)
-
-
-def _render(path, sections: int) -> None:
-    from playwright.sync_api import sync_playwright
-
-    problems, requests = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        page = browser.new_page()
-        page.on(
-            "console", lambda m: problems.append(m.text) if m.type == "error" else 0
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(path.as_uri(), wait_until="load")
-        found = page.locator("section").count()
-        images = page.evaluate(
-            "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
-        )
-        browser.close()
-    assert problems == [] and all(u.startswith(("file:", "data:")) for u in requests)
-    assert found == sections
-    assert images and all(done and width > 0 for done, width in images)
+        page = render(html)
+        assert page.errors == [] and page.offline and page.sections == 5
+        assert page.images and all(done and w > 0 for done, w, _ in page.images)

@@ -3,17 +3,13 @@ headless Chromium (Debian's chromium; `make test` installs it)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pytest
 
 from serve.__main__ import main
 from serve.bundle import load_bundle
 from serve.report import write_report
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from tests.browser import needs_chromium, render
 
 
 @pytest.fixture(scope="module")
@@ -60,45 +56,15 @@ def test_an_existing_report_is_not_overwritten(report, champion, cohort_table):
         write_report(champion, cohort_table.head(2), out)
 
 
-@pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-    reason="Debian's chromium is not installed: run `make test`, which installs it",
-)
+@needs_chromium
 def test_the_report_renders_in_headless_chromium_without_errors(report):
-    from playwright.sync_api import sync_playwright
-
     out, _ = report
-    problems, requests = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        page = browser.new_page()
-        page.on(
-            "console",
-            lambda m: problems.append(m.text) if m.type in ("error", "warning") else 0,
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(out.as_uri(), wait_until="load")
-        images = page.evaluate(
-            "Array.from(document.images).map(i => "
-            "[i.complete, i.naturalWidth, i.naturalHeight])"
-        )
-        browser.close()
-    assert problems == []
-    assert all(url.startswith(("file:", "data:")) for url in requests), requests
-    assert len(images) == 15
-    sizes = np.array([[w, h] for _, w, h in images])
-    assert all(done for done, _, _ in images) and (sizes > 50).all()
+    page = render(out)
+    assert page.errors == [] and page.warnings == []
+    assert page.offline, page.requests
+    assert len(page.images) == 15
+    sizes = np.array([[w, h] for _, w, h in page.images])
+    assert all(done for done, _, _ in page.images) and (sizes > 50).all()
 
 
 def test_the_explain_command_writes_the_report(trained, cohort_table, tmp_path):

@@ -5,8 +5,6 @@ Chromium (the published effects on a large cohort: test_published.py)."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 
 import nibabel as nib
 import pandas as pd
@@ -15,6 +13,7 @@ import pytest
 from features.extract import extract_features
 from features.simulate.cohort import simulate_cohort
 from tests import DATA, ROOT
+from tests.browser import needs_chromium, render
 from training.__main__ import main
 from training.analysis.plans import read_plan
 from training.analysis.registry import TESTS
@@ -32,7 +31,6 @@ REPEATED = [
 WITH_ICA = [p for p in PLANS_ALL if read_plan(p).ica is not None]
 SHIPPED = [p for p in PLANS_ALL if p not in REPEATED + WITH_ICA]
 TABLES = DATA / "tables"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -252,34 +250,14 @@ def test_harmonize_fits_combat_on_the_controls(tmp_path, table150):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-    reason="Debian's chromium is not installed: run `make test`, which installs it",
-)
+@needs_chromium
 def test_the_report_renders_in_headless_chromium(default_runs):
-    from playwright.sync_api import sync_playwright
-
     _, out = default_runs["default"]
-    problems, requests = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        page = browser.new_page()
-        page.on(
-            "console", lambda m: problems.append(m.text) if m.type == "error" else 0
-        )
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto((out / "report.html").as_uri(), wait_until="load")
-        sections = page.locator("section").count()
-        images = page.evaluate(
-            "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
-        )
-        browser.close()
-    assert problems == [] and all(u.startswith(("file:", "data:")) for u in requests)
-    assert sections == len(read_plan(PLANS / "default.toml").measures)
-    assert len(images) >= 15 and all(done and w > 50 for done, w in images)
+    page = render(out / "report.html")
+    assert page.errors == [] and page.offline
+    assert page.sections == len(read_plan(PLANS / "default.toml").measures)
+    assert len(page.images) >= 15
+    assert all(done and w > 50 for done, w, _ in page.images)
 
 
 def test_a_combat_fallback_is_said_in_the_notes(tmp_path, table150):
