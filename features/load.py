@@ -1,9 +1,11 @@
 """The one way every command gets a features table: ``--cohort DIR`` (extracted,
 optionally cached) or ``--features FILE`` (read by the one table reader).
 
-Training, ``training analyze``, ``serve score|explain|monitor`` all call
-:func:`load_features`; what the reader or the extractor had to say comes back in
-:attr:`FeaturesInput.notes` for the caller's log and run record.
+Training, ``training analyze`` and ``serve explain|monitor`` call
+:func:`load_features` for either; ``serve score`` calls it for a cohort and streams
+a table file in chunks instead (:func:`common.table_io.iter_table`, the same
+reader). What the reader had to say comes back in :attr:`FeaturesInput.notes` for
+the caller's log and run record.
 """
 
 from __future__ import annotations
