@@ -1,4 +1,4 @@
-"""Command line: ``python -m serve score|explain|api --model URI ...``.
+"""Command line: ``python -m serve score|explain|monitor|api --model URI ...``.
 
 - ``score (--cohort DIR | --features FILE) --out FILE``: predictions table (.csv or
   .parquet), written atomically; rows that cannot be scored are kept with the reason.
