@@ -1,4 +1,5 @@
-"""The source studies' analyses, reproduced for any cohort's features table.
+"""The univariate tables of every training run's report, for any cohort's table
+(plans of ``python -m training analyze`` are in :mod:`training.analysis`).
 
 - :func:`univariate_table`: each biomarker alone, per contrast (AUC with a
   bootstrap CI, the direction of the difference, sensitivity at 90 % specificity).
