@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 CATEGORIES = ("definite", "probable", "possible", "not met", "not evaluable")
+#: The electrodiagnostic grades, best first.
+GRADES = ("definite block", "probable block", "no block", "not evaluable")
 
 
 def _col(table: pd.DataFrame, name: str) -> np.ndarray:

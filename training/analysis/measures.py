@@ -280,16 +280,21 @@ def regression(c: Context) -> Computed:
 
 def efns_pns(c: Context) -> Computed:
     """Each subject's EFNS/PNS 2010 category, and the fraction of each group in
-    each electrodiagnostic grade and category (Wilson intervals)."""
-    from training.criteria import efns_pns_2010
+    each electrodiagnostic grade and category (Wilson intervals), every grade and
+    category shown even when no subject has it."""
+    from training.criteria import CATEGORIES, GRADES, efns_pns_2010
 
     label = c.plan.label
     subjects = efns_pns_2010(c.rows, label=label)
     if len(c.measure.get("strata", ["all"])) > 1:  # one table over the strata
         subjects.insert(0, "stratum", c.stratum)
     out = Computed(subjects=subjects)
-    for column in ("electrodiagnostic", "category"):
-        counts = pd.crosstab(subjects[column], subjects[label])
+    for column, levels in (("electrodiagnostic", GRADES), ("category", CATEGORIES)):
+        # every level is shown, a zero count included (a category no one met
+        # is a finding, not a missing row)
+        counts = pd.crosstab(subjects[column], subjects[label]).reindex(
+            list(levels), fill_value=0
+        )
         for dx in counts.columns:
             n = int(counts[dx].sum())
             for cat in counts.index:

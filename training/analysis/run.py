@@ -159,9 +159,14 @@ def _group_codes(plan: Plan, table: pd.DataFrame, m: Measure) -> np.ndarray:
     return out
 
 
-def _rows_of(plan: Plan, table: pd.DataFrame, m: Measure, stratum) -> pd.DataFrame:
-    """The rows a measure uses in a stratum: the stratum's, of the ``within``
-    classes, of the measure's groups; checked for size."""
+def _rows_of(
+    plan: Plan, table: pd.DataFrame, m: Measure, stratum
+) -> tuple[pd.DataFrame, str]:
+    """The rows a measure uses in a stratum (the stratum's, of the ``within``
+    classes, of the measure's groups), and why the measure cannot be computed
+    there (a group or the stratum with fewer than :data:`MIN_GROUP` subjects;
+    empty when it can). A small group skips this comparison only: the plan runs
+    on, so a small real cohort needs no edited plan."""
     keep = stratum.mask(table, plan.label)
     if m.get("within"):
         keep &= table[plan.label].astype(str).isin(m.get("within")).to_numpy()
@@ -172,21 +177,18 @@ def _rows_of(plan: Plan, table: pd.DataFrame, m: Measure, stratum) -> pd.DataFra
         for name, _ in m.groups():
             n = int((sub["_group"] == name).sum())
             if n < MIN_GROUP:
-                text = (
-                    f"group {name!r} has {n} subject(s) in stratum {stratum.name!r} "
-                    f"of measure {m.name!r} (fewer than {MIN_GROUP}); widen the "
-                    "stratum or the group, or drop the measure."
+                key = ("groups", name) if stratum is ALL else (stratum.name, None)
+                return sub, (
+                    f"not computed: group {name!r} has {n} subject(s) in stratum "
+                    f"{stratum.name!r} (fewer than {MIN_GROUP}; "
+                    f"{plan.where(key[0], key[1], m if stratum is ALL else None)})"
                 )
-                if stratum is ALL:
-                    raise plan.fail(text, "groups", name, m)
-                raise plan.fail(text, stratum.name)
     elif len(sub) < MIN_GROUP:
-        raise plan.fail(
-            f"stratum {stratum.name!r} leaves {len(sub)} subject(s) for measure "
-            f"{m.name!r} (fewer than {MIN_GROUP}).",
-            stratum.name if stratum is not ALL else "within",
+        return sub, (
+            f"not computed: stratum {stratum.name!r} leaves {len(sub)} subject(s) "
+            f"(fewer than {MIN_GROUP})"
         )
-    return sub
+    return sub, ""
 
 
 def _covariates(plan: Plan, table: pd.DataFrame, m: Measure) -> list[str]:
@@ -218,14 +220,12 @@ def run_plan(plan: Plan, table: pd.DataFrame) -> Analysis:
         }
         subjects = []
         for stratum in strata:
+            rows_of, too_few = _rows_of(plan, table, m, stratum)
+            if too_few:
+                rows.append({**base, "stratum": stratum.name, "note": too_few})
+                continue
             context = Context(
-                plan,
-                m,
-                _rows_of(plan, table, m, stratum),
-                covariates,
-                settings.n_boot,
-                rng,
-                stratum.name,
+                plan, m, rows_of, covariates, settings.n_boot, rng, stratum.name
             )
             computed = TESTS[m.test].runner(context)
             rows += [{**base, "stratum": stratum.name, **r} for r in computed.rows]
@@ -238,15 +238,9 @@ def run_plan(plan: Plan, table: pd.DataFrame) -> Analysis:
     for idx in results.groupby("family").groups.values():
         results.loc[idx, "p_adjusted"] = fdr(results.loc[idx, "p"].to_numpy(float))
     analysis.results = results
-    not_computed = results[
-        results["note"]
-        .fillna("")
-        .str.contains("not computed|not estimable|not computable")
-    ]
-    for _, r in not_computed.iterrows():
-        analysis.notes.append(
-            f"{r['measure']} / {r['variable']} / {r['stratum']}: {r['note']}"
-        )
+    for _, r in results[not_computed(results)].iterrows():
+        where = [r[c] for c in ("measure", "variable", "stratum") if pd.notna(r[c])]
+        analysis.notes.append(f"{' / '.join(map(str, where))}: {r['note']}")
     return analysis
 
 
@@ -390,24 +384,35 @@ def _log_mlflow(
                 mlflow.log_artifact(str(path))
 
 
+def not_computed(results: pd.DataFrame) -> pd.Series:
+    """Which result rows hold no estimate because it could not be computed."""
+    pattern = "not computed|not estimable|not computable"
+    return results["note"].fillna("").str.contains(pattern)
+
+
 def summary(analysis: Analysis) -> str:
     """A few lines for the terminal."""
     r = analysis.results
     sig = r[(r["p_adjusted"] < 0.05)]
     lines = [
         f"plan {analysis.plan.name}: {len(analysis.plan.measures)} measures, "
-        f"{len(r)} estimates, "
-        f"{len(sig)} with FDR-adjusted p < 0.05, {len(analysis.notes)} not computed"
+        f"{len(r)} estimates, {len(sig)} with FDR-adjusted p < 0.05, "
+        f"{int(not_computed(r).sum())} not computed"
     ]
     for m in analysis.plan.measures:
         part = analysis.measure(m.name)
         best = part.dropna(subset=["p"]).sort_values("p").head(1)
         if len(best):
             b = best.iloc[0]
+            # an omnibus test (ANCOVA's F over every group) has a statistic only
+            name, value = (
+                (b["estimate_name"], b["estimate"])
+                if pd.notna(b["estimate"])
+                else (b["statistic_name"], b["statistic"])
+            )
             lines.append(
                 f"  {m.name:<28} {m.test:<13} {len(part):>3} rows; smallest p: "
-                f"{b['variable']} "
-                f"{b['term']} {b['estimate_name']} = {_fmt(b['estimate'])} "
+                f"{b['variable']} {b['term']} {name} = {_fmt(value)} "
                 f"(p = {_fmt(b['p'])})"
             )
         else:

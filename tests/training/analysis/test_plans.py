@@ -130,7 +130,7 @@ def test_a_bad_measure_stops_at_its_line(tmp_path, table, body, needle, message)
     assert message in text
 
 
-def test_a_stratum_under_three_subjects_stops_at_the_stratum(tmp_path, table):
+def test_a_stratum_under_three_subjects_is_skipped_and_named(tmp_path, table):
     path = plan_file(
         tmp_path,
         """
@@ -147,10 +147,12 @@ strata = ["very_early"]
 """,
     )
     table.loc[table.diagnosis == "ALS", "months_since_onset"] = [2.0] + [20.0] * 14
-    with pytest.raises(PlanError) as err:
-        run_plan(read_plan(path), table)
-    assert str(err.value).startswith(f"{path}:{line_of(path, '[strata.very_early]')}:")
-    assert "group 'ALS' has 1 subject(s) in stratum 'very_early'" in str(err.value)
+    analysis = run_plan(read_plan(path), table)  # runs: the comparison is skipped
+    (row,) = analysis.results.itertuples()
+    assert row.stratum == "very_early" and pd.isna(row.estimate)
+    assert row.note.startswith("not computed: group 'ALS' has 1 subject(s) in stratum")
+    assert f"{path}:{line_of(path, '[strata.very_early]')}" in row.note
+    assert analysis.notes == [f"nfl / very_early: {row.note}"]
 
 
 def test_a_derived_column_with_a_typo_names_the_closest_column(tmp_path, table):
@@ -304,3 +306,65 @@ def test_ica_settings_default_to_nilearns(tmp_path):
     )
     settings = {"n_components": 4, "smoothing_fwhm": 6.0, "n_init": 10}
     assert read_plan(path).ica == settings
+
+
+def test_a_plan_with_a_group_of_two_runs_and_names_what_it_skipped(tmp_path, table):
+    path = plan_file(
+        tmp_path,
+        '\n[[measure]]\nname = "few"\ntest = "welch"\nvariables = ["nfl_pg_ml"]\n'
+        'groups = ["HC", "MMN"]\n\n[[measure]]\nname = "many"\ntest = "welch"\n'
+        'variables = ["nfl_pg_ml"]\ngroups = ["HC", "ALS"]\n',
+    )
+    two_mmn = table[table["diagnosis"] != "MMN"]
+    two_mmn = pd.concat([two_mmn, table[table["diagnosis"] == "MMN"].head(2)])
+    analysis = run_plan(read_plan(path), two_mmn)
+    few = analysis.measure("few")
+    assert len(few) == 1 and pd.isna(few["estimate"].iloc[0])
+    assert "group 'MMN' has 2 subject(s) in stratum 'all'" in few["note"].iloc[0]
+    assert f"{path}:{line_of(path, 'MMN')}" in few["note"].iloc[0]
+    assert analysis.measure("many")["estimate"].notna().any()  # the rest ran
+    assert any(n.startswith("few / all: not computed") for n in analysis.notes)
+
+
+def test_the_summary_prints_an_omnibus_statistic_and_counts_only_the_uncomputed(
+    tmp_path, table
+):
+    from training.analysis.run import summary
+
+    path = plan_file(
+        tmp_path,
+        '\n[[measure]]\nname = "three"\ntest = "ancova"\nvariables = ["nfl_pg_ml"]\n'
+        'groups = ["HC", "ALS", "MMN"]\n',
+    )
+    analysis = run_plan(read_plan(path), table)
+    analysis.notes.append("a note that is not a missing estimate")
+    text = summary(analysis)
+    assert "nan = nan" not in text and " F = " in text
+    assert "0 not computed" in text
+
+
+def test_every_efns_category_is_shown_even_when_no_one_has_it(tmp_path):
+    t = pd.DataFrame(
+        {
+            "diagnosis": ["MMN"] * 3 + ["ALS"] * 3,
+            "lmn_signs": [1] * 6,
+            "months_since_onset": [40] * 6,
+            "ncs_sensory_abnormal": [0] * 6,
+            "umn_signs": [0, 0, 0, 1, 1, 1],
+            "onset_bulbar": [0] * 6,
+            "ncs_n_nerves_cb_definite": [1, 1, 1, 0, 0, 0],
+            "ncs_n_nerves_cb_probable": [0] * 6,
+        }
+    )
+    path = plan_file(tmp_path, '\n[[measure]]\nname = "c"\ntest = "efns_pns_2010"\n')
+    r = run_plan(read_plan(path), t).measure("c")
+    category = r[r["variable"] == "category"]
+    mmn = category[category["group_a"] == "MMN"].set_index("term")["estimate"]
+    assert list(mmn.index) == [
+        "definite", "probable", "possible", "not met", "not evaluable"
+    ]  # fmt: skip
+    assert mmn["definite"] == 1.0 and mmn["probable"] == 0.0  # a zero row, kept
+    grades = r[(r["variable"] == "electrodiagnostic") & (r["group_a"] == "ALS")]
+    assert set(grades["term"]) == {
+        "definite block", "probable block", "no block", "not evaluable"
+    }  # fmt: skip
