@@ -1,7 +1,8 @@
 """Reading and writing features tables: the one reader of training, scoring, the
 explanation report and the predict API.
 
-The same dtype rule holds everywhere: the identifier columns (:data:`ID_COLUMNS`,
+The same dtype rule holds everywhere: the identifier columns
+(:data:`common.schema.TEXT_ID_COLUMNS`,
 plus any a caller names, such as a lab's ``Subject_ID`` or ``Scanner``) are always
 text, so site ``01`` stays ``"01"`` whether a table is read for training or for
 scoring, whole or in chunks; every other column keeps the type its values have.
@@ -24,7 +25,6 @@ from common.files import atomic_write, make_folder
 from common.schema import TEXT_ID_COLUMNS
 
 #: Always read as text, whatever they look like ("001" stays "001").
-ID_COLUMNS = TEXT_ID_COLUMNS
 TABLE_TYPES = (".parquet", ".csv", ".tsv", ".xlsx", ".xls")
 WRITE_TYPES = (".parquet", ".csv", ".tsv")
 
@@ -48,7 +48,7 @@ def _sep(path: Path) -> str:
 
 def _text_names(header: Iterable, text_columns: Iterable[str]) -> list[str]:
     """The header names that are identifier columns (case-insensitive)."""
-    wanted = {c.strip().lower() for c in (*ID_COLUMNS, *text_columns) if c}
+    wanted = {c.strip().lower() for c in (*TEXT_ID_COLUMNS, *text_columns) if c}
     return [h for h in header if str(h).strip().lower() in wanted]
 
 
@@ -99,7 +99,8 @@ def read_table(path: Path, *, text_columns: Iterable[str] = ()) -> pd.DataFrame:
     path : Path
         The table.
     text_columns : iterable of str
-        Further identifier columns (beyond :data:`ID_COLUMNS`) read as text.
+        Further identifier columns (beyond
+        :data:`common.schema.TEXT_ID_COLUMNS`) read as text.
 
     Returns
     -------
@@ -298,7 +299,6 @@ def write_table(table: pd.DataFrame, out: Path, *, overwrite: bool = False) -> P
 
 
 __all__ = [
-    "ID_COLUMNS",
     "TABLE_TYPES",
     "iter_table",
     "output_path",

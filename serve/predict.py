@@ -14,8 +14,6 @@ from features.load import load_features
 from models.decision import als_vs_mimics, in_set, join_labels, set_labels
 from serve.bundle import SITE, Bundle, load_bundle
 
-ID_COLUMNS = KEY  # passed through to the predictions
-
 
 def predict(
     model: Bundle | str,
@@ -95,7 +93,7 @@ def score_frame(
         rows = frame if ok.all() else frame[ok]
         proba[ok] = bundle.model.predict_proba(rows)[:, bundle.class_order]
         score[ok] = bundle.model.ood_score(rows)
-    out = {c: table[c].to_numpy() for c in ID_COLUMNS if c in table.columns}
+    out = {c: table[c].to_numpy() for c in KEY if c in table.columns}
     for j, c in enumerate(classes):
         out[f"p_{c}"] = proba[:, j]
     best = np.asarray(classes, dtype=object)[np.nan_to_num(proba).argmax(axis=1)]

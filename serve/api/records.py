@@ -20,9 +20,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from common.schema import KEY
 from features.dictionary import describe
 from serve.bundle import Bundle, fill_availability
-from serve.predict import ID_COLUMNS
 
 log = logging.getLogger("serve.api")
 
@@ -189,7 +189,7 @@ def records_to_frame(
     frame = pd.DataFrame(V, columns=numeric)
     for c, values in texts.items():
         frame.insert(features.index(c), c, pd.array(values, dtype="string"))
-    ids = [c for c in ID_COLUMNS if c in extra]
+    ids = [c for c in KEY if c in extra]
     for pos, c in enumerate(ids):
         frame.insert(pos, c, extra.pop(c))
     for c, values in extra.items():
@@ -277,7 +277,7 @@ def _accepted(bundle: Bundle) -> set[str]:
         mapping.label_column,
     )
     source = bundle.metadata.get("source_columns") or []
-    return {c.strip().lower() for c in (*ID_COLUMNS, *named, *source) if c}
+    return {c.strip().lower() for c in (*KEY, *named, *source) if c}
 
 
 def _number(key: str, value: Value) -> tuple[float, str | None]:

@@ -20,10 +20,11 @@ import pandas as pd
 import pytest
 import requests
 
+from common.schema import KEY
 from serve.api import RecordsError, create_app, records_to_frame
 from serve.bundle import Bundle
 from serve.config import ApiConfig, ModelSource
-from serve.predict import ID_COLUMNS, predict
+from serve.predict import predict
 
 SECRET_ID = "SUBJ-SECRET-7Q3X"
 SECRET_VALUE = 4729.183  # a value no log line would hold by chance
@@ -121,7 +122,7 @@ def table(cohort_table):
 
 def _records(bundle, frame: pd.DataFrame) -> list[dict]:
     """One JSON object per row: identifiers and feature columns, NaN left out."""
-    columns = [c for c in ID_COLUMNS if c in frame] + bundle.feature_columns
+    columns = [c for c in KEY if c in frame] + bundle.feature_columns
     rows = frame[columns].astype(object).to_dict(orient="records")
     return [{k: _plain(v) for k, v in row.items() if not pd.isna(v)} for row in rows]
 
